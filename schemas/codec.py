@@ -1,0 +1,54 @@
+"""The orjson codec: raw bytes in, typed events out, or a :class:`DecodeError` that says why."""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from typing import Any
+
+import orjson
+
+from schemas.errors import DecodeError
+from schemas.events import (
+    CATALOG_ITEM,
+    IMPRESSION,
+    INTERACTION,
+    CatalogItem,
+    Impression,
+    Interaction,
+)
+from schemas.fields import Schema
+
+DEFAULT_MAX_BYTES = 16_384
+
+
+def _load(raw: bytes | None, schema: Schema, max_bytes: int) -> dict[str, Any]:
+    if raw is None:
+        raise DecodeError("empty", "message has no value (tombstone)")
+    if len(raw) > max_bytes:
+        raise DecodeError("oversized", f"{len(raw)} bytes exceeds the limit of {max_bytes}")
+    try:
+        obj = orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise DecodeError("not_json", f"not valid UTF-8 JSON: {exc}") from None
+    return schema.validate(obj)
+
+
+def decode_interaction(raw: bytes | None, max_bytes: int = DEFAULT_MAX_BYTES) -> Interaction:
+    """Decode and validate one interaction event."""
+    return Interaction(**_load(raw, INTERACTION, max_bytes))
+
+
+def decode_impression(raw: bytes | None, max_bytes: int = DEFAULT_MAX_BYTES) -> Impression:
+    """Decode and validate one impression event."""
+    return Impression(**_load(raw, IMPRESSION, max_bytes))
+
+
+def decode_catalog(raw: bytes | None, max_bytes: int = DEFAULT_MAX_BYTES) -> CatalogItem:
+    """Decode and validate one catalog record."""
+    return CatalogItem(**_load(raw, CATALOG_ITEM, max_bytes))
+
+
+def encode(event: Interaction | Impression | CatalogItem) -> bytes:
+    """Serialize an event; unset optional fields are left out."""
+    data = {k: v for k, v in asdict(event).items() if v is not None}
+    return orjson.dumps(data)

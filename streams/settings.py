@@ -1,0 +1,200 @@
+"""One frozen settings object, read from ``KAPPAREC_*`` environment variables.
+
+Every setting has a default that works with the embedded stack (``kapparec up``);
+production points ``KAPPAREC_KAFKA_BOOTSTRAP`` and ``KAPPAREC_REDIS_URL`` at real
+services. A malformed value stops start-up with an error that names the variable.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+PREFIX = "KAPPAREC_"
+
+
+class SettingsError(ValueError):
+    """A setting is missing or malformed; the message names the variable."""
+
+
+def _mask_url(url: str) -> str:
+    """Hide the password part of ``scheme://user:password@host`` URLs."""
+    return re.sub(r"(//[^:/@]*:)[^@]*@", r"\1***@", url)
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """Runtime configuration; build it with :func:`load_settings`."""
+
+    kafka_bootstrap: str = ""
+    redis_url: str = ""
+    version: int = 1
+    partitions: int = 4
+    namespace: str = "kapparec"
+    state_dir: Path = Path(".kapparec")
+    data_dir: Path = Path("../shared/data")
+    # ingest
+    max_event_bytes: int = 16_384
+    batch_size: int = 1_000
+    batch_within_s: float = 0.05
+    # per-user state
+    recent_size: int = 20
+    # item side
+    half_life_s: float = 3 * 86_400.0
+    neighbours_kept: int = 100
+    trending_size: int = 100
+    # publishing
+    list_size: int = 50
+    item_list_size: int = 20
+    user_ttl_s: int = 30 * 86_400
+    item_ttl_s: int = 30 * 86_400
+    version_ttl_s: int = 7 * 86_400
+    settle_s: float = 10.0
+    flush_interval_s: float = 0.5
+    variant: str = "A"
+    # worker
+    worker_id: str = field(default_factory=lambda: f"w{os.getpid()}")
+    web_port: int = 0
+    session_timeout_s: float = 10.0
+    log_level: str = "warning"
+
+    @property
+    def app_id(self) -> str:
+        """Faust application id: consumer group and table-name prefix of this version."""
+        return f"{self.namespace}-v{self.version}"
+
+    def __repr__(self) -> str:
+        fields = []
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            if f.name in ("redis_url", "kafka_bootstrap"):
+                value = _mask_url(str(value))
+            fields.append(f"{f.name}={value!r}")
+        return f"Settings({', '.join(fields)})"
+
+
+def _positive_int(raw: str) -> int:
+    value = int(raw)
+    if value <= 0:
+        raise ValueError("must be a positive integer")
+    return value
+
+
+def _positive_float(raw: str) -> float:
+    value = float(raw)
+    if value <= 0:
+        raise ValueError("must be a positive number")
+    return value
+
+
+def _non_negative_int(raw: str) -> int:
+    value = int(raw)
+    if value < 0:
+        raise ValueError("must be zero or a positive integer")
+    return value
+
+
+def _name(raw: str) -> str:
+    if not re.fullmatch(r"[A-Za-z0-9_.-]{1,64}", raw):
+        raise ValueError("must be 1-64 characters of letters, digits, '_', '.', '-'")
+    return raw
+
+
+def _bootstrap(raw: str) -> str:
+    for part in raw.split(","):
+        host, sep, port = part.strip().rpartition(":")
+        if not sep or not host or not port.isdigit():
+            raise ValueError("must be host:port[,host:port...]")
+    return raw
+
+
+def _redis_url(raw: str) -> str:
+    if not re.match(r"^(redis|rediss|unix)://", raw):
+        raise ValueError("must start with redis://, rediss:// or unix://")
+    return raw
+
+
+def _level(raw: str) -> str:
+    if raw.lower() not in ("debug", "info", "warning", "error"):
+        raise ValueError("must be one of debug, info, warning, error")
+    return raw.lower()
+
+
+_PARSERS: dict[str, Callable[[str], Any]] = {
+    "kafka_bootstrap": _bootstrap,
+    "redis_url": _redis_url,
+    "version": _positive_int,
+    "partitions": _positive_int,
+    "namespace": _name,
+    "state_dir": Path,
+    "data_dir": Path,
+    "max_event_bytes": _positive_int,
+    "batch_size": _positive_int,
+    "batch_within_s": _positive_float,
+    "recent_size": _positive_int,
+    "half_life_s": _positive_float,
+    "neighbours_kept": _positive_int,
+    "trending_size": _positive_int,
+    "list_size": _positive_int,
+    "item_list_size": _positive_int,
+    "user_ttl_s": _positive_int,
+    "item_ttl_s": _positive_int,
+    "version_ttl_s": _positive_int,
+    "settle_s": float,
+    "flush_interval_s": _positive_float,
+    "variant": _name,
+    "worker_id": _name,
+    "web_port": _non_negative_int,
+    "session_timeout_s": _positive_float,
+    "log_level": _level,
+}
+
+
+def env_name(field_name: str) -> str:
+    """The environment variable that sets ``field_name``."""
+    return PREFIX + field_name.upper()
+
+
+def load_settings(
+    env: Mapping[str, str] | None = None,
+    fallback: Mapping[str, str] | None = None,
+    **overrides: Any,
+) -> Settings:
+    """Build settings from ``env`` (default ``os.environ``), then ``fallback``, then defaults.
+
+    ``fallback`` carries the addresses recorded by ``kapparec up``; explicit environment
+    variables always win. Raises :class:`SettingsError` naming the bad variable.
+    """
+    env = os.environ if env is None else env
+    values: dict[str, Any] = {}
+    for name, parse in _PARSERS.items():
+        var = env_name(name)
+        raw = env.get(var)
+        if raw is None and fallback is not None:
+            raw = fallback.get(name)
+        if raw is None or raw == "":
+            continue
+        try:
+            values[name] = parse(raw)
+        except ValueError as exc:
+            raise SettingsError(f"{var}={raw!r} is invalid: {exc}") from None
+    unknown = sorted(k for k in env if k.startswith(PREFIX) and k[len(PREFIX) :].lower() not in _PARSERS)
+    if unknown:
+        raise SettingsError(f"unknown setting(s): {', '.join(unknown)}")
+    values.update(overrides)
+    return Settings(**values)
+
+
+def require(settings: Settings, *names: str) -> None:
+    """Fail fast when a setting a command needs is empty, naming its variable."""
+    for name in names:
+        if not getattr(settings, name):
+            raise SettingsError(
+                f"{env_name(name)} is not set: point it at your service, "
+                "or run `kapparec up` to start the embedded stack"
+            )
