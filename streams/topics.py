@@ -76,6 +76,7 @@ class Topics:
 # Faust names changelog topics "<app id>-<table name>-changelog".
 TABLE_USERS = "users"
 TABLE_ITEMS = "items"
+TABLE_ITEM_PARTS = "item_parts"
 TABLE_CATALOG = "catalog"
 TABLE_TRENDING = "trending"
 
@@ -115,6 +116,7 @@ def build_topics(settings: Settings) -> Topics:
         changelogs=(
             changelog(TABLE_USERS, n),
             changelog(TABLE_ITEMS, n),
+            changelog(TABLE_ITEM_PARTS, n),
             changelog(TABLE_CATALOG, n),
             changelog(TABLE_TRENDING, 1),
         ),

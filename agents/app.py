@@ -1,0 +1,174 @@
+"""The composition root: one Faust app per version, built from settings.
+
+Agents are thin: take a batch of raw messages, hand it to a handler, acknowledge the
+batch only after the handler returned (its dead letters, state, downstream messages
+and Redis writes are then durable). A handler that fails after its retries stops the
+worker, so the unacknowledged batch is processed again after a restart.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import faust
+import orjson
+
+from agents import codecs
+from agents.catalog import IngestCatalog
+from agents.dead_letters import DeadLetters
+from agents.ingest import IngestInteractions
+from agents.items import AggregateItems, MergeTrending
+from agents.publisher import Publisher, connect
+from agents.user_lists import UserLists
+from streams.settings import Settings
+from streams.topics import (
+    TABLE_CATALOG,
+    TABLE_ITEM_PARTS,
+    TABLE_ITEMS,
+    TABLE_TRENDING,
+    TABLE_USERS,
+    Topics,
+    build_topics,
+)
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Runtime:
+    """The app and the handlers wired into it (exposed for tests and the CLI)."""
+
+    app: faust.App
+    topics: Topics
+    publisher: Publisher
+    ingest: IngestInteractions
+    items: AggregateItems
+    catalog: IngestCatalog
+    trending: MergeTrending
+    dead_letters: DeadLetters
+    user_lists: UserLists
+
+
+def _faust_app(settings: Settings) -> faust.App:
+    brokers = ";".join(f"kafka://{b.strip()}" for b in settings.kafka_bootstrap.split(","))
+    return faust.App(
+        settings.app_id,
+        broker=brokers,
+        store="memory://",
+        topic_partitions=settings.partitions,
+        topic_allow_declare=False,  # every topic is created up front from the registry
+        topic_disable_leader=True,
+        consumer_auto_offset_reset="earliest",
+        broker_session_timeout=settings.session_timeout_s,
+        broker_heartbeat_interval=min(3.0, settings.session_timeout_s / 3),
+        broker_rebalance_timeout=settings.session_timeout_s,
+        broker_commit_interval=1.0,
+        producer_linger=0.005,
+        producer_max_batch_size=1 << 20,
+        web_enabled=settings.web_port > 0,
+        web_port=settings.web_port or 6066,
+        stream_wait_empty=False,
+    )
+
+
+def _raw_topic(app: faust.App, name: str) -> faust.TopicT:
+    return app.topic(name, key_type=bytes, value_type=bytes,
+                     key_serializer="raw", value_serializer="raw")
+
+
+def build_app(settings: Settings) -> Runtime:
+    """Wire topics, tables, handlers and agents of one version."""
+    codecs.register()
+    app = _faust_app(settings)
+    topics = build_topics(settings)
+    n = settings.partitions
+
+    def table(name: str, value: str, partitions: int = n, glob: bool = False) -> Any:
+        factory = app.GlobalTable if glob else app.Table
+        schema = faust.Schema(key_serializer=codecs.STR, value_serializer=value)
+        return factory(name, schema=schema, partitions=partitions)
+
+    users = table(TABLE_USERS, codecs.USER_STATE)
+    items = table(TABLE_ITEMS, codecs.ITEM_STATE)
+    parts = table(TABLE_ITEM_PARTS, codecs.PARTITION_STATE)
+    catalog = table(TABLE_CATALOG, codecs.ORJSON, glob=True)
+    partials = table(TABLE_TRENDING, codecs.ORJSON, partitions=1)
+
+    publisher = Publisher(connect(settings.redis_url), settings)
+    dead_letters = DeadLetters(app, {s.name: s.dead_letter for s in topics.sources() if s.dead_letter})
+    user_lists = UserLists(publisher, settings, catalog.get)
+    item_deltas = _raw_topic(app, topics.item_deltas.name)
+    trending_topic = _raw_topic(app, topics.trending_partials.name)
+    rt = Runtime(
+        app=app,
+        topics=topics,
+        publisher=publisher,
+        ingest=IngestInteractions(settings, users, item_deltas, dead_letters, user_lists),
+        items=AggregateItems(settings, items, parts, catalog, trending_topic, publisher),
+        catalog=IngestCatalog(settings, catalog, dead_letters, publisher),
+        trending=MergeTrending(settings, partials, publisher),
+        dead_letters=dead_letters,
+        user_lists=user_lists,
+    )
+    within = settings.batch_within_s
+    size = settings.batch_size
+    _batch_agent(app, _raw_topic(app, topics.interactions.name), "ingest_interactions",
+                 rt.ingest.handle, size, within)
+    _batch_agent(app, item_deltas, "aggregate_items", rt.items.handle, 64, within)
+    _batch_agent(app, _raw_topic(app, topics.catalog.name), "ingest_catalog",
+                 _each(rt.catalog.handle), size, within)
+    _batch_agent(app, trending_topic, "merge_trending",
+                 _each(lambda ev: rt.trending.handle(ev.message.value)), 256, within)
+
+    @app.timer(settings.flush_interval_s)
+    async def settle_user_lists() -> None:
+        await _guard(app, "settle_user_lists", user_lists.settle, users.get)
+
+    @app.task
+    async def announce_version() -> None:
+        meta = {"app_id": settings.app_id, "started_at": int(time.time() * 1000)}
+        await publisher.write([(publisher.keys.meta(), orjson.dumps(meta), settings.version_ttl_s)])
+        if await publisher.activate_if_unset(settings.version):
+            log.warning("no active version yet: %s is now active", settings.app_id)
+
+    return rt
+
+
+def _each(handle: Callable[[Any], Awaitable[None]]) -> Callable[[Sequence[Any]], Awaitable[None]]:
+    async def run(events: Sequence[Any]) -> None:
+        for event in events:
+            await handle(event)
+
+    return run
+
+
+def _batch_agent(
+    app: faust.App,
+    topic: faust.TopicT,
+    name: str,
+    handle: Callable[[Sequence[Any]], Awaitable[None]],
+    size: int,
+    within: float,
+) -> None:
+    async def agent(stream: faust.StreamT) -> None:
+        async for events in stream.noack_take(size, within):
+            await _guard(app, name, handle, events)
+            for event in events:
+                await stream.ack(event)
+
+    agent.__name__ = name
+    app.agent(topic, name=name)(agent)
+
+
+async def _guard(app: faust.App, name: str, fn: Callable[..., Awaitable[Any]], *args: Any) -> Any:
+    """Run ``fn``; on failure stop the worker loudly instead of skipping the work."""
+    try:
+        return await fn(*args)
+    except Exception as exc:
+        log.exception("%s failed; stopping the worker so the batch is redone after restart", name)
+        await app.crash(exc)
+        raise

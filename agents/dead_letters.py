@@ -1,0 +1,55 @@
+"""Dead-letter writer: the rejected record, why, and where it came from; sends are awaited."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import Counter
+from collections.abc import Awaitable, Mapping, Sequence
+from typing import Any
+
+import faust
+
+from schemas.dead_letter import DeadLetter
+from schemas.errors import DecodeError
+
+log = logging.getLogger(__name__)
+
+
+class DeadLetters:
+    """Writes dead-letter envelopes to the topic paired with each source topic."""
+
+    def __init__(self, app: faust.App, pairs: Mapping[str, str]) -> None:
+        self._topics = {
+            source: app.topic(dlq, key_type=bytes, value_type=bytes,
+                              key_serializer="raw", value_serializer="raw")
+            for source, dlq in pairs.items()
+        }
+        self.counts: Counter[str] = Counter()
+
+    async def send(self, event: Any, error: DecodeError, agent: str) -> Awaitable[Any]:
+        """Queue the envelope for ``event``; await the returned future for delivery."""
+        msg = event.message
+        letter = DeadLetter(
+            reason=error.code,
+            error=str(error.args[0]) if error.args else error.code,
+            field=error.field,
+            source_topic=msg.topic,
+            source_partition=msg.partition,
+            source_offset=msg.offset,
+            agent=agent,
+            dead_lettered_at=int(time.time() * 1000),
+            original=msg.value,
+            key=msg.key,
+        )
+        self.counts[error.code] += 1
+        log.info("dead-letter %s %s[%d]@%d: %s", agent, msg.topic, msg.partition, msg.offset, error)
+        return await self._topics[msg.topic].send(key=msg.key, value=letter.to_bytes())
+
+    async def send_all(self, rejected: Sequence[tuple[Any, DecodeError]], agent: str) -> None:
+        """Send every rejected record and wait until the broker has them all."""
+        if not rejected:
+            return
+        futures = [await self.send(event, error, agent) for event, error in rejected]
+        await asyncio.gather(*futures)

@@ -1,0 +1,85 @@
+"""Ingest of interactions: decode, dead-letter the bad, update user state, ship item deltas.
+
+One batch of raw messages becomes: dead-letter envelopes (awaited), one table write per
+touched user, one item-delta message per item partition (awaited) and one pipelined
+Redis write of the touched users' lists. Only then are the messages acknowledged.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import faust
+
+from agents.dead_letters import DeadLetters
+from agents.tables import put
+from agents.user_lists import UserLists
+from schemas.codec import decode_interaction
+from schemas.errors import DecodeError
+from streams.item_side import Group, encode_groups
+from streams.partitioning import partition_for
+from streams.settings import Settings
+from streams.user_state import UserState
+
+AGENT = "ingest_interactions"
+
+
+@dataclass
+class IngestInteractions:
+    """Handles one batch of raw interaction messages."""
+
+    settings: Settings
+    users: Any  # faust Table[str, UserState]
+    item_deltas: faust.TopicT
+    dead_letters: DeadLetters
+    user_lists: UserLists
+    events_in: int = 0
+
+    async def handle(self, events: Sequence[Any]) -> None:
+        """Process a batch; returns once all its effects are durable."""
+        rejected: list[tuple[Any, DecodeError]] = []
+        touched: dict[str, tuple[int, UserState]] = {}
+        groups: dict[int, list[Group]] = defaultdict(list)
+        n = self.settings.partitions
+        for event in events:
+            msg = event.message
+            try:
+                ev = decode_interaction(msg.value, self.settings.max_event_bytes)
+                _check_key(msg.key, ev.user_id)
+            except DecodeError as exc:
+                rejected.append((event, exc))
+                continue
+            entry = touched.get(ev.user_id)
+            state = entry[1] if entry else self.users.get(ev.user_id) or UserState()
+            touched[ev.user_id] = (msg.partition, state)
+            deltas = state.apply(ev, msg.offset, self.settings.recent_size)
+            by_part: dict[int, list[Any]] = defaultdict(list)
+            for d in deltas:
+                by_part[partition_for(d.item_id, n)].append(d)
+            for p, ds in by_part.items():
+                groups[p].append((msg.partition, msg.offset, ds))
+        self.events_in += len(events)
+        await self.dead_letters.send_all(rejected, AGENT)
+        for uid, (partition, state) in touched.items():
+            put(self.users, partition, uid, state)
+        sends = [
+            await self.item_deltas.send(key=str(p).encode(), value=encode_groups(g), partition=p)
+            for p, g in groups.items()
+        ]
+        await asyncio.gather(*sends)
+        if touched:
+            await self.user_lists.publish({u: s for u, (_, s) in touched.items()})
+
+
+def _check_key(key: bytes | None, user_id: str) -> None:
+    """Interactions must be keyed by user id, or the user's state would be split."""
+    if key is None or key != user_id.encode():
+        raise DecodeError(
+            "key_mismatch",
+            f"message key {key!r} must equal user_id {user_id!r}",
+            "user_id",
+        )

@@ -1,0 +1,73 @@
+"""Per-item state on the partition that owns the item: popularity and decayed neighbour lists.
+
+Neighbour scores are event-time decayed (see :mod:`streams.decay`). Each relation keeps
+at most ``neighbours_kept`` neighbours; when full, the weakest is dropped, which bounds
+memory per item whatever the traffic.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from streams import decay
+from streams.user_state import BOUGHT, VIEWED, Delta
+
+RELATIONS = (BOUGHT, VIEWED)
+
+
+@dataclass(slots=True)
+class ItemState:
+    """Popularity counters and neighbour lists of one item."""
+
+    count: float = 0.0
+    trend: float = decay.NEG_INF
+    last_ts: int = 0
+    neighbours: dict[str, dict[str, float]] = field(default_factory=dict)
+
+    def apply(self, delta: Delta, half_life_s: float, neighbours_kept: int) -> None:
+        """Apply one delta addressed to this item."""
+        self.last_ts = max(self.last_ts, delta.ts)
+        if delta.relation is None:
+            self.count += delta.weight
+            self.trend = decay.add(self.trend, delta.weight, delta.ts, half_life_s)
+            return
+        assert delta.other is not None
+        scores = self.neighbours.setdefault(delta.relation, {})
+        prev = scores.get(delta.other, decay.NEG_INF)
+        scores[delta.other] = decay.add(prev, delta.weight, delta.ts, half_life_s)
+        if len(scores) > neighbours_kept:
+            weakest = min(scores, key=lambda k: (scores[k], k))
+            del scores[weakest]
+
+    def top(self, relation: str, n: int) -> list[tuple[str, float]]:
+        """The ``n`` strongest neighbours in ``relation`` with log-space scores, best first."""
+        scores = self.neighbours.get(relation, {})
+        ranked = sorted(scores.items(), key=lambda kv: (-kv[1], kv[0]))
+        return ranked[:n]
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready form for the table changelog."""
+        return {"c": self.count, "t": _finite(self.trend), "l": self.last_ts, "n": self.neighbours}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ItemState:
+        """Inverse of :meth:`to_dict`."""
+        trend = data["t"]
+        return cls(
+            count=data["c"],
+            trend=decay.NEG_INF if trend is None else trend,
+            last_ts=data["l"],
+            neighbours={r: dict(s) for r, s in data["n"].items()},
+        )
+
+
+def _finite(x: float) -> float | None:
+    return None if x == decay.NEG_INF else x
+
+
+def scored_list(
+    ranked: list[tuple[str, float]], now_ms: int, half_life_s: float
+) -> list[list[Any]]:
+    """Log-space scores as decayed weights at ``now_ms``, rounded for compact storage."""
+    return [[item, round(decay.value_at(s, now_ms, half_life_s), 4)] for item, s in ranked]

@@ -1,0 +1,110 @@
+"""The Redis key contract and the encoding of published lists (no Redis here).
+
+Keys live under a namespace per output version, ``<ns>:v<N>:``, and the pointer key
+``<ns>:active`` names the live version. An id is always the last key segment, so ids
+containing ``:`` cannot collide with other keys. Values are orjson documents.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+
+from streams.blending import Rec
+from streams.user_state import BOUGHT, VIEWED
+
+RECORD_VERSION = 1
+
+
+@dataclass(frozen=True, slots=True)
+class Keys:
+    """Key names of one namespace and version."""
+
+    namespace: str
+    version: int
+
+    @property
+    def active(self) -> str:
+        """Pointer to the live version (value: the version number as text)."""
+        return f"{self.namespace}:active"
+
+    @property
+    def prefix(self) -> str:
+        """Prefix of every key of this version."""
+        return f"{self.namespace}:v{self.version}:"
+
+    def user(self, user_id: str) -> str:
+        """The user's ranked list."""
+        return f"{self.prefix}user:{user_id}"
+
+    def item(self, relation: str, item_id: str) -> str:
+        """An item's neighbour list: relation is ``bought`` or ``viewed``."""
+        return f"{self.prefix}{relation}:{item_id}"
+
+    def bought(self, item_id: str) -> str:
+        """Customers who bought this also bought."""
+        return self.item(BOUGHT, item_id)
+
+    def viewed(self, item_id: str) -> str:
+        """Customers who viewed this also viewed."""
+        return self.item(VIEWED, item_id)
+
+    def trending(self, category: str = "") -> str:
+        """Trending items overall, or in ``category``."""
+        return f"{self.prefix}trending:" + (f"cat:{category}" if category else "all")
+
+    def popular(self, category: str = "") -> str:
+        """All-time popular items overall, or in ``category``."""
+        return f"{self.prefix}popular:" + (f"cat:{category}" if category else "all")
+
+    def item_meta(self, item_id: str) -> str:
+        """An item's catalogue record (title, category, brand, price, stock)."""
+        return f"{self.prefix}item:{item_id}"
+
+    def meta(self) -> str:
+        """Version metadata: when it was started, by which app id."""
+        return f"{self.prefix}meta"
+
+
+def encode_user(
+    recs: Sequence[Rec],
+    recent: Sequence[str],
+    version: int,
+    variant: str,
+    computed_at_ms: int,
+    event_ts: int,
+) -> bytes:
+    """A user's record: ranked items with score and reason, plus the anchors used."""
+    return orjson.dumps(
+        {
+            "v": RECORD_VERSION,
+            "version": version,
+            "variant": variant,
+            "computed_at": computed_at_ms,
+            "event_ts": event_ts,
+            "items": [r.to_list() for r in recs],
+            "recent": list(recent),
+        }
+    )
+
+
+def encode_list(items: Sequence[Sequence[Any]], computed_at_ms: int, event_ts: int) -> bytes:
+    """An item or trending list: ``[[item_id, score], ...]`` best first."""
+    return orjson.dumps(
+        {"v": RECORD_VERSION, "computed_at": computed_at_ms, "event_ts": event_ts, "items": items}
+    )
+
+
+def decode(raw: bytes | None) -> dict[str, Any] | None:
+    """Decode any published record; ``None`` stays ``None``."""
+    return None if raw is None else orjson.loads(raw)
+
+
+def same_items(a: bytes | None, b: bytes) -> bool:
+    """True when two records hold the same items, ignoring timestamps."""
+    if a is None:
+        return False
+    return bool(orjson.loads(a)["items"] == orjson.loads(b)["items"])

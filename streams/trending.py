@@ -1,0 +1,107 @@
+"""Trending and popular items, global and per category, from scores that only grow.
+
+Both all-time counts and log-space decayed scores (:mod:`streams.decay`) only increase
+as events arrive, so a bounded top-K is exact: an item that falls out can only come
+back by being raised, and then it is offered again. Each item partition keeps its own
+top-K (a *partial*); merging the partials of all partitions gives the global lists.
+"""
+
+from __future__ import annotations
+
+import heapq
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+GLOBAL = ""  # the category key of the all-categories list
+
+
+@dataclass(slots=True)
+class TopK:
+    """The ``k`` highest monotone scores seen, by key."""
+
+    k: int
+    scores: dict[str, float] = field(default_factory=dict)
+    # The weakest entry, cached: most offers lose to it and must cost O(1).
+    _floor: tuple[float, str] | None = None
+
+    def offer(self, key: str, score: float) -> bool:
+        """Record ``key``'s new (never lower) score; True when the top-K changed."""
+        scores = self.scores
+        if key in scores:
+            if scores[key] == score:
+                return False
+            scores[key] = score
+            if self._floor is not None and self._floor[1] == key:
+                self._floor = None
+            return True
+        if len(scores) < self.k:
+            scores[key] = score
+            self._floor = None
+            return True
+        floor = self._floor
+        if floor is None:
+            weakest = min(scores, key=lambda x: (scores[x], x))
+            floor = self._floor = (scores[weakest], weakest)
+        if (score, key) <= floor:
+            return False
+        del scores[floor[1]]
+        scores[key] = score
+        self._floor = None
+        return True
+
+    def ranked(self) -> list[tuple[str, float]]:
+        """Entries best first; ties broken by key so the order is deterministic."""
+        return sorted(self.scores.items(), key=lambda kv: (-kv[1], kv[0]))
+
+
+@dataclass(slots=True)
+class Partial:
+    """Top items of one item partition: per category and overall, trending and popular."""
+
+    k: int
+    trending: dict[str, TopK] = field(default_factory=dict)
+    popular: dict[str, TopK] = field(default_factory=dict)
+
+    def offer(self, item: str, category: str | None, trend: float, count: float) -> set[str]:
+        """Offer one item's scores; returns the categories whose lists changed."""
+        changed: set[str] = set()
+        for cat in (GLOBAL, category) if category else (GLOBAL,):
+            t = self.trending.setdefault(cat, TopK(self.k)).offer(item, trend)
+            p = self.popular.setdefault(cat, TopK(self.k)).offer(item, count)
+            if t or p:
+                changed.add(cat)
+        return changed
+
+    def export(self, categories: Iterable[str]) -> dict[str, Any]:
+        """The lists of ``categories`` in wire form: ``{cat: {"t": [...], "p": [...]}}``."""
+        return {
+            cat: {"t": self.trending[cat].ranked(), "p": self.popular[cat].ranked()}
+            for cat in categories
+            if cat in self.trending
+        }
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready form for the table changelog."""
+        return {"k": self.k, **{"all": self.export(self.trending)}}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Partial:
+        """Inverse of :meth:`to_dict`."""
+        part = cls(data["k"])
+        for cat, lists in data["all"].items():
+            part.trending[cat] = TopK(part.k, {i: s for i, s in lists["t"]})
+            part.popular[cat] = TopK(part.k, {i: s for i, s in lists["p"]})
+        return part
+
+
+def merge(lists: Iterable[list[tuple[str, float]]], k: int) -> list[tuple[str, float]]:
+    """Merge ranked partial lists (disjoint item sets) into the global top ``k``."""
+    return heapq.nsmallest(k, (e for lst in lists for e in lst), key=lambda e: (-e[1], e[0]))
+
+
+def merge_category(
+    partials: Mapping[int, dict[str, Any]], category: str, kind: str, k: int
+) -> list[tuple[str, float]]:
+    """Global top ``k`` of ``kind`` ("t" trending, "p" popular) in ``category``."""
+    return merge((p[category][kind] for p in partials.values() if category in p), k)

@@ -1,0 +1,154 @@
+"""Per-user state and its transitions: recent history in event time, purchases, co-pairs.
+
+A user's state lives on the partition that owns the user. Applying an interaction
+returns the item-side deltas it causes (popularity and co-visitation pairs); those are
+shipped to the partitions that own the items.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from schemas.events import ADD_TO_CART, CLICK, PURCHASE, REMOVE_FROM_CART, VIEW, Interaction
+
+# How much an interaction says about interest in the item (popularity, anchors).
+INTEREST = {VIEW: 1.0, CLICK: 1.0, ADD_TO_CART: 3.0, PURCHASE: 5.0, REMOVE_FROM_CART: 0.0}
+# How strongly an interaction counts as buying the item ("also bought").
+CONVERSION = {ADD_TO_CART: 0.5, PURCHASE: 1.0}
+# How strongly an earlier item anchors a later purchase.
+ANCHOR = {VIEW: 0.5, CLICK: 0.5, ADD_TO_CART: 1.0, PURCHASE: 1.0, REMOVE_FROM_CART: 0.25}
+_RANK = {REMOVE_FROM_CART: 0, VIEW: 1, CLICK: 2, ADD_TO_CART: 3, PURCHASE: 4}
+
+VIEW_WINDOW_MS = 60 * 60 * 1000  # co-viewed within an hour: one shopping session
+BUY_WINDOW_MS = 7 * 24 * 60 * 60 * 1000  # bought within a week of looking at it
+PURCHASED_KEPT = 200
+EVENT_IDS_KEPT = 32
+
+VIEWED = "viewed"
+BOUGHT = "bought"
+
+
+@dataclass(slots=True)
+class RecentItem:
+    """An item in a user's recent history: strongest interaction and last event time."""
+
+    item_id: str
+    type: str
+    ts: int
+
+
+@dataclass(slots=True)
+class Delta:
+    """An item-side update caused by one interaction.
+
+    ``relation`` is ``None`` for a popularity update of ``item_id``, else the item
+    ``other`` gained ``weight`` in the ``relation`` list of ``item_id``.
+    """
+
+    item_id: str
+    weight: float
+    ts: int
+    relation: str | None = None
+    other: str | None = None
+
+    def to_list(self) -> list[Any]:
+        """Compact wire form."""
+        return [self.item_id, self.weight, self.ts, self.relation, self.other]
+
+    @classmethod
+    def from_list(cls, data: list[Any]) -> Delta:
+        """Inverse of :meth:`to_list`."""
+        return cls(data[0], data[1], data[2], data[3], data[4])
+
+
+@dataclass(slots=True)
+class UserState:
+    """What the system remembers about one user."""
+
+    recent: list[RecentItem] = field(default_factory=list)
+    purchased: list[str] = field(default_factory=list)
+    event_ids: list[str] = field(default_factory=list)
+    last_offset: int = -1
+    last_ts: int = 0
+
+    def seen(self, event_id: str, offset: int) -> bool:
+        """True when this event was applied already (redelivery or duplicate send)."""
+        return offset <= self.last_offset or event_id in self.event_ids
+
+    def apply(self, event: Interaction, offset: int, recent_size: int) -> list[Delta]:
+        """Apply one interaction; returns the item-side deltas, empty for a duplicate."""
+        if self.seen(event.event_id, offset):
+            return []
+        self.last_offset = offset
+        self.event_ids.append(event.event_id)
+        del self.event_ids[:-EVENT_IDS_KEPT]
+        deltas = self._pair_deltas(event)
+        interest = INTEREST[event.type]
+        if interest > 0:
+            deltas.append(Delta(event.item_id, interest, event.ts))
+        self._remember(event, recent_size)
+        return deltas
+
+    def _pair_deltas(self, event: Interaction) -> list[Delta]:
+        out: list[Delta] = []
+        item, ts = event.item_id, event.ts
+        conversion = CONVERSION.get(event.type)
+        for prev in self.recent:
+            if prev.item_id == item:
+                continue
+            age = abs(ts - prev.ts)
+            if event.type in (VIEW, CLICK) and prev.type in (VIEW, CLICK) and age <= VIEW_WINDOW_MS:
+                out.append(Delta(prev.item_id, 1.0, ts, VIEWED, item))
+                out.append(Delta(item, 1.0, ts, VIEWED, prev.item_id))
+            if conversion is not None and age <= BUY_WINDOW_MS:
+                out.append(Delta(prev.item_id, conversion * ANCHOR[prev.type], ts, BOUGHT, item))
+                prev_conversion = CONVERSION.get(prev.type)
+                if prev_conversion is not None:
+                    out.append(Delta(item, prev_conversion * conversion, ts, BOUGHT, prev.item_id))
+        return out
+
+    def _remember(self, event: Interaction, recent_size: int) -> None:
+        self.last_ts = max(self.last_ts, event.ts)
+        if event.type == PURCHASE and event.item_id not in self.purchased:
+            self.purchased.append(event.item_id)
+            del self.purchased[:-PURCHASED_KEPT]
+        kept = event.type
+        for i, prev in enumerate(self.recent):
+            if prev.item_id == event.item_id:
+                if _RANK[prev.type] > _RANK[kept] and event.type != REMOVE_FROM_CART:
+                    kept = prev.type
+                del self.recent[i]
+                break
+        entry = RecentItem(event.item_id, kept, event.ts)
+        # Keep event-time order even when events arrive slightly out of order.
+        pos = len(self.recent)
+        while pos > 0 and self.recent[pos - 1].ts > event.ts:
+            pos -= 1
+        self.recent.insert(pos, entry)
+        del self.recent[:-recent_size]
+
+    def recent_items(self) -> list[str]:
+        """Recent item ids, most recent first."""
+        return [r.item_id for r in reversed(self.recent)]
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready form for the table changelog."""
+        return {
+            "r": [[r.item_id, r.type, r.ts] for r in self.recent],
+            "p": self.purchased,
+            "e": self.event_ids,
+            "o": self.last_offset,
+            "t": self.last_ts,
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> UserState:
+        """Inverse of :meth:`to_dict`."""
+        return cls(
+            recent=[RecentItem(i, t, ts) for i, t, ts in data["r"]],
+            purchased=list(data["p"]),
+            event_ids=list(data["e"]),
+            last_offset=data["o"],
+            last_ts=data["t"],
+        )
