@@ -22,9 +22,9 @@ class SettingsError(ValueError):
     """A setting is missing or malformed; the message names the variable."""
 
 
-def _mask_url(url: str) -> str:
-    """Hide the password part of ``scheme://user:password@host`` URLs."""
-    return re.sub(r"(//[^:/@]*:)[^@]*@", r"\1***@", url)
+def mask_url(text: str) -> str:
+    """Hide passwords of ``scheme://user:password@host`` URLs anywhere in ``text``."""
+    return re.sub(r"(//[^:/@\s]*:)[^@\s]*@", r"\1***@", text)
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,6 +36,7 @@ class Settings:
     version: int = 1
     partitions: int = 4
     namespace: str = "kapparec"
+    topic_prefix: str = ""
     state_dir: Path = Path(".kapparec")
     data_dir: Path = Path("../shared/data")
     # ingest
@@ -66,14 +67,14 @@ class Settings:
     @property
     def app_id(self) -> str:
         """Faust application id: consumer group and table-name prefix of this version."""
-        return f"{self.namespace}-v{self.version}"
+        return f"{self.topic_prefix}{self.namespace}-v{self.version}"
 
     def __repr__(self) -> str:
         fields = []
         for f in dataclasses.fields(self):
             value = getattr(self, f.name)
             if f.name in ("redis_url", "kafka_bootstrap"):
-                value = _mask_url(str(value))
+                value = mask_url(str(value))
             fields.append(f"{f.name}={value!r}")
         return f"Settings({', '.join(fields)})"
 
@@ -131,6 +132,7 @@ _PARSERS: dict[str, Callable[[str], Any]] = {
     "version": _positive_int,
     "partitions": _positive_int,
     "namespace": _name,
+    "topic_prefix": _name,
     "state_dir": Path,
     "data_dir": Path,
     "max_event_bytes": _positive_int,
@@ -174,7 +176,7 @@ def load_settings(
     values: dict[str, Any] = {}
     for name, parse in _PARSERS.items():
         var = env_name(name)
-        raw = env.get(var)
+        raw = env.get(var) or None
         if raw is None and fallback is not None:
             raw = fallback.get(name)
         if raw is None or raw == "":
@@ -183,7 +185,9 @@ def load_settings(
             values[name] = parse(raw)
         except ValueError as exc:
             raise SettingsError(f"{var}={raw!r} is invalid: {exc}") from None
-    unknown = sorted(k for k in env if k.startswith(PREFIX) and k[len(PREFIX) :].lower() not in _PARSERS)
+    unknown = sorted(
+        k for k in env if k.startswith(PREFIX) and k[len(PREFIX) :].lower() not in _PARSERS
+    )
     if unknown:
         raise SettingsError(f"unknown setting(s): {', '.join(unknown)}")
     values.update(overrides)

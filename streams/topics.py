@@ -90,8 +90,10 @@ def build_topics(settings: Settings) -> Topics:
     """The topic registry for the version named in ``settings``."""
     n = settings.partitions
     app = settings.app_id
+    pre = settings.topic_prefix
 
     def source(name: str, key: str, policy: str, doc: str) -> TopicSpec:
+        name = pre + name
         return TopicSpec(name, n, key, policy, dead_letter=name + DEAD_LETTER_SUFFIX, doc=doc)
 
     def changelog(table: str, partitions: int) -> TopicSpec:
@@ -104,7 +106,7 @@ def build_topics(settings: Settings) -> Topics:
         interactions=source("interactions", "user_id", "delete", "clicks, views, carts, purchases"),
         impressions=source("impressions", "user_id", "delete", "lists shown to users"),
         catalog=source("catalog", "item_id", "compact", "item metadata, latest per item"),
-        recs_out=TopicSpec("recs-out", n, "user_id", doc="every published user list"),
+        recs_out=TopicSpec(pre + "recs-out", n, "user_id", doc="every published user list"),
         item_deltas=TopicSpec(
             f"{app}-item-deltas", n, "item partition", internal=True,
             doc="batched item-side updates, one message per item partition per ingest batch",

@@ -1,0 +1,116 @@
+"""load_settings: parsing, errors that name the variable, fallback precedence, masking."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from streams.settings import Settings, SettingsError, env_name, load_settings, require
+
+
+def test_defaults_without_environment() -> None:
+    settings = load_settings(env={})
+    assert settings == Settings(worker_id=settings.worker_id)
+    assert settings.app_id == "kapparec-v1"
+
+
+def test_values_are_parsed_to_their_types() -> None:
+    settings = load_settings(
+        env={
+            "KAPPAREC_KAFKA_BOOTSTRAP": "k1:9092,k2:9092",
+            "KAPPAREC_REDIS_URL": "redis://cache:6379/2",
+            "KAPPAREC_PARTITIONS": "8",
+            "KAPPAREC_VERSION": "3",
+            "KAPPAREC_HALF_LIFE_S": "3600.5",
+            "KAPPAREC_STATE_DIR": "/var/lib/kapparec",
+            "KAPPAREC_LOG_LEVEL": "INFO",
+            "KAPPAREC_WEB_PORT": "0",
+        }
+    )
+    assert settings.kafka_bootstrap == "k1:9092,k2:9092"
+    assert settings.redis_url == "redis://cache:6379/2"
+    assert (settings.partitions, settings.version) == (8, 3)
+    assert settings.half_life_s == 3600.5
+    assert settings.state_dir == Path("/var/lib/kapparec")
+    assert settings.log_level == "info"
+    assert settings.web_port == 0
+    assert settings.app_id == "kapparec-v3"
+
+
+@pytest.mark.parametrize(
+    ("variable", "value"),
+    [
+        ("KAPPAREC_PARTITIONS", "zero"),
+        ("KAPPAREC_PARTITIONS", "0"),
+        ("KAPPAREC_VERSION", "-1"),
+        ("KAPPAREC_HALF_LIFE_S", "soon"),
+        ("KAPPAREC_KAFKA_BOOTSTRAP", "localhost"),
+        ("KAPPAREC_KAFKA_BOOTSTRAP", "k1:9092,k2"),
+        ("KAPPAREC_REDIS_URL", "http://cache:6379"),
+        ("KAPPAREC_NAMESPACE", "has space"),
+        ("KAPPAREC_LOG_LEVEL", "loud"),
+        ("KAPPAREC_WEB_PORT", "-5"),
+    ],
+)
+def test_malformed_value_names_the_variable(variable: str, value: str) -> None:
+    with pytest.raises(SettingsError, match=variable) as info:
+        load_settings(env={variable: value})
+    assert repr(value) in str(info.value)
+
+
+def test_unknown_kapparec_variable_is_rejected() -> None:
+    with pytest.raises(SettingsError, match=r"KAPPAREC_PARTITION\b"):
+        load_settings(env={"KAPPAREC_PARTITION": "4"})
+
+
+def test_other_variables_are_ignored() -> None:
+    assert load_settings(env={"PATH": "/bin", "KAFKA_BOOTSTRAP": "x"}).kafka_bootstrap == ""
+
+
+def test_environment_wins_over_fallback() -> None:
+    fallback = {"kafka_bootstrap": "127.0.0.1:1111", "redis_url": "redis://127.0.0.1:2222/0"}
+    settings = load_settings(env={"KAPPAREC_KAFKA_BOOTSTRAP": "broker:9092"}, fallback=fallback)
+    assert settings.kafka_bootstrap == "broker:9092"
+    assert settings.redis_url == "redis://127.0.0.1:2222/0"
+
+
+def test_fallback_may_carry_extra_keys_and_is_validated() -> None:
+    state: dict[str, Any] = {
+        "kafka_bootstrap": "127.0.0.1:1111",
+        "pids": {"broker": 1},
+        "started_at": "now",
+    }
+    assert load_settings(env={}, fallback=state).kafka_bootstrap == "127.0.0.1:1111"
+    with pytest.raises(SettingsError, match="KAPPAREC_KAFKA_BOOTSTRAP"):
+        load_settings(env={}, fallback={"kafka_bootstrap": "nonsense"})
+
+
+def test_overrides_win_over_environment() -> None:
+    settings = load_settings(env={"KAPPAREC_VERSION": "2"}, version=7)
+    assert settings.version == 7
+
+
+def test_redis_password_is_masked_in_repr() -> None:
+    settings = load_settings(env={"KAPPAREC_REDIS_URL": "redis://app:s3cret@cache:6379/0"})
+    assert "s3cret" not in repr(settings)
+    assert "redis://app:***@cache:6379/0" in repr(settings)
+    assert settings.redis_url == "redis://app:s3cret@cache:6379/0"
+
+
+def test_settings_are_frozen() -> None:
+    settings = load_settings(env={})
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        settings.version = 2  # type: ignore[misc]
+
+
+def test_require_names_the_missing_variable() -> None:
+    with pytest.raises(SettingsError, match="KAPPAREC_REDIS_URL"):
+        require(load_settings(env={}), "redis_url")
+    require(load_settings(env={"KAPPAREC_REDIS_URL": "redis://x:1/0"}), "redis_url")
+
+
+def test_env_name() -> None:
+    assert env_name("half_life_s") == "KAPPAREC_HALF_LIFE_S"
