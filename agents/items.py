@@ -16,6 +16,7 @@ from agents.tables import put
 from streams import trending
 from streams.item_side import BatchResult, PartitionState, apply_groups, decode_groups
 from streams.item_state import ItemState, scored_list
+from streams.recommend import item_list
 from streams.serving import encode_list
 from streams.settings import Settings
 from streams.trending import Partial
@@ -70,18 +71,19 @@ class AggregateItems:
     def _item_lists(self, result: BatchResult, now_ts: int) -> list[Write]:
         s = self.settings
         now = int(time.time() * 1000)
-        out: list[Write] = []
-        for item, relations in result.relations.items():
-            state = result.states[item]
-            for rel in sorted(relations):
-                ranked = [(i, sc) for i, sc in state.top(rel, s.neighbours_kept) if self._ok(i)]
-                lst = scored_list(ranked[: s.item_list_size], now_ts, s.half_life_s)
-                out.append((self.publisher.keys.item(rel, item), encode_list(lst, now, now_ts), s.item_ttl_s))
-        return out
-
-    def _ok(self, item: str) -> bool:
-        meta = self.catalog.get(item)
-        return meta is None or (meta.get("in_stock", True) and not meta.get("deleted", False))
+        return [
+            (
+                self.publisher.keys.item(rel, item),
+                encode_list(
+                    item_list(result.states[item], rel, self.catalog.get, s.item_list_size,
+                              now_ts, s.half_life_s),
+                    now, now_ts,
+                ),
+                s.item_ttl_s,
+            )
+            for item, relations in result.relations.items()
+            for rel in sorted(relations)
+        ]
 
 
 @dataclass

@@ -9,18 +9,15 @@ from __future__ import annotations
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Mapping
-from typing import Any
 
 import orjson
 
 from agents.publisher import Publisher, Write
-from streams.blending import BlendWeights, blend
+from streams.blending import BlendWeights
+from streams.recommend import Catalog, Lists, plan, recommend
 from streams.serving import encode_user
 from streams.settings import Settings
 from streams.user_state import BOUGHT, VIEWED, UserState
-
-ANCHORS = 10  # recent items whose lists feed a user's list
-CATEGORIES = 3  # recent categories whose trending lists feed a user's list
 
 
 class UserLists:
@@ -30,7 +27,7 @@ class UserLists:
         self,
         publisher: Publisher,
         settings: Settings,
-        catalog: Callable[[str], Mapping[str, Any] | None],
+        catalog: Catalog,
         weights: BlendWeights = BlendWeights(),
     ) -> None:
         self.publisher = publisher
@@ -41,60 +38,37 @@ class UserLists:
         # settle_s, when the item side has folded in this user's own events.
         self.settling: OrderedDict[str, tuple[float, bytes]] = OrderedDict()
 
-    def _available(self, item: str) -> bool:
-        meta = self.catalog(item)
-        return meta is None or (meta.get("in_stock", True) and not meta.get("deleted", False))
-
-    def _categories(self, recent: list[str]) -> list[str]:
-        cats: list[str] = []
-        for item in recent:
-            meta = self.catalog(item)
-            cat = meta.get("category") if meta else None
-            if cat and cat not in cats:
-                cats.append(cat)
-                if len(cats) == CATEGORIES:
-                    break
-        return cats
-
     async def build(self, users: Mapping[str, UserState]) -> dict[str, bytes]:
         """Encoded records of ``users``, from one MGET of the lists they need."""
         keys = self.publisher.keys
-        wanted: dict[str, tuple[str, str]] = {}  # redis key -> (relation or cat, id)
-        plans: dict[str, tuple[list[str], list[str]]] = {}
-        for uid, state in users.items():
-            recent = state.recent_items()[:ANCHORS]
-            cats = self._categories(recent)
-            plans[uid] = (recent, cats)
-            for a in recent:
+        plans = {uid: plan(state, self.catalog) for uid, state in users.items()}
+        wanted: dict[str, tuple[str, str]] = {keys.trending(): ("trending", "")}
+        for p in plans.values():
+            for a in p.anchors:
                 wanted[keys.bought(a)] = (BOUGHT, a)
                 wanted[keys.viewed(a)] = (VIEWED, a)
-            for c in cats:
-                wanted[keys.trending(c)] = ("cat", c)
-        wanted[keys.trending()] = ("cat", "")
+            for c in p.categories:
+                wanted[keys.trending(c)] = ("category", c)
         names = list(wanted)
-        lists: dict[str, dict[str, Any]] = {BOUGHT: {}, VIEWED: {}, "cat": {}}
+        lists = Lists()
         for name, raw in zip(names, await self.publisher.mget(names), strict=True):
-            if raw is not None:
-                kind, ident = wanted[name]
-                lists[kind][ident] = orjson.loads(raw)["items"]
+            if raw is None:
+                continue
+            kind, ident = wanted[name]
+            items = orjson.loads(raw)["items"]
+            if kind == "trending":
+                lists.trending = items
+            else:
+                getattr(lists, kind)[ident] = items
         now = int(time.time() * 1000)
-        out: dict[str, bytes] = {}
-        for uid, state in users.items():
-            recent, cats = plans[uid]
-            recs = blend(
-                recent,
-                {BOUGHT: lists[BOUGHT], VIEWED: lists[VIEWED]},
-                lists["cat"].get("", []),
-                {c: lists["cat"][c] for c in cats if c in lists["cat"]},
-                exclude=set(state.purchased) | {r.item_id for r in state.recent},
-                available=self._available,
-                k=self.settings.list_size,
-                weights=self.weights,
+        s = self.settings
+        return {
+            uid: encode_user(
+                recommend(state, plans[uid], lists, self.catalog, s.list_size, self.weights),
+                plans[uid].anchors, s.version, s.variant, now, state.last_ts,
             )
-            out[uid] = encode_user(
-                recs, recent, self.settings.version, self.settings.variant, now, state.last_ts
-            )
-        return out
+            for uid, state in users.items()
+        }
 
     async def publish(self, users: Mapping[str, UserState]) -> None:
         """Build and write the lists of ``users``; each is re-checked after ``settle_s``."""

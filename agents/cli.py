@@ -1,0 +1,219 @@
+"""The ``kapparec`` command: stack, worker, producer, read path, demo, evaluation."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from collections.abc import Callable
+from functools import wraps
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+import orjson
+
+from schemas.errors import KapparecError
+from streams.settings import Settings, SettingsError, load_settings, require
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def settings_from_env(**overrides: Any) -> Settings:
+    """Settings from the environment, falling back to the addresses ``kapparec up`` recorded."""
+    from infra.stack import read_state
+
+    base = load_settings()
+    state = read_state(base.state_dir)
+    fallback = {k: str(v) for k, v in (state or {}).items() if isinstance(v, str | int)}
+    return load_settings(fallback=fallback, **overrides)
+
+
+def friendly(fn: F) -> F:
+    """Turn our errors into one clear line on stderr and exit status 2."""
+
+    @wraps(fn)
+    def run(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except (KapparecError, SettingsError, LookupError, TimeoutError) as exc:
+            click.echo(f"error: {exc}", err=True)
+            sys.exit(2)
+
+    return run  # type: ignore[return-value]
+
+
+@click.group()
+def main() -> None:
+    """kapparec: streaming recommendations from a Kafka log into Redis."""
+
+
+@main.command()
+@click.option("--kafka-port", type=int, help="broker port (default: a free port)")
+@click.option("--redis-port", type=int, help="Redis port (default: a free port)")
+@friendly
+def up(kafka_port: int | None, redis_port: int | None) -> None:
+    """Start the embedded broker and Redis (idempotent)."""
+    from infra.stack import up as stack_up
+
+    state = stack_up(load_settings(), kafka_port=kafka_port, redis_port=redis_port)
+    click.echo(f"KAPPAREC_KAFKA_BOOTSTRAP={state['kafka_bootstrap']}")
+    click.echo(f"KAPPAREC_REDIS_URL={state['redis_url']}")
+
+
+@main.command()
+@friendly
+def down() -> None:
+    """Stop what ``kapparec up`` started."""
+    from infra.stack import down as stack_down
+
+    stopped = stack_down(load_settings())
+    click.echo("stopped: " + (", ".join(stopped) if stopped else "nothing was running"))
+
+
+@main.command()
+@friendly
+def status() -> None:
+    """Show the embedded stack and the consumer lag of the configured version."""
+    from infra.stack import status as stack_status
+
+    click.echo(orjson.dumps(stack_status(load_settings()), option=orjson.OPT_INDENT_2).decode())
+
+
+@main.command()
+@friendly
+def topics() -> None:
+    """Create the registry's topics (changelogs included) and verify partition counts."""
+    from agents.admin import ensure_topics
+    from streams.topics import build_topics
+
+    s = settings_from_env()
+    require(s, "kafka_bootstrap")
+    created = ensure_topics(s.kafka_bootstrap, build_topics(s).all())
+    click.echo(f"created {len(created)} topic(s): {', '.join(created) or '-'}")
+
+
+@main.command()
+@friendly
+def worker() -> None:
+    """Run one worker of the configured version (scale out by starting more)."""
+    from agents.worker import run_worker
+
+    run_worker(settings_from_env())
+
+
+@main.command()
+@click.argument("path", required=False, type=click.Path(exists=True, path_type=Path))
+@click.option("--format", "fmt", type=click.Choice(["rees46", "movielens", "jsonl"]))
+@click.option("--synthetic", type=int, help="send N synthetic interactions instead of a file")
+@click.option("--users", default=1_000, show_default=True, help="synthetic users")
+@click.option("--items", default=500, show_default=True, help="synthetic items")
+@click.option("--seed", default=0, show_default=True, help="synthetic seed")
+@click.option("--limit", type=int, help="stop after N records")
+@friendly
+def produce(path: Path | None, fmt: str | None, synthetic: int | None, users: int, items: int,
+            seed: int, limit: int | None) -> None:
+    """Send events from a file (REES46 CSV, MovieLens dir, JSONL) or a synthetic generator."""
+    from agents.producer import produce as send
+    from streams.sources import read_events
+    from streams.sources import synthetic as generate
+
+    if (path is None) == (synthetic is None):
+        raise click.UsageError("give a PATH or --synthetic N")
+    s = settings_from_env()
+    events = read_events(path, fmt) if path else generate(users, items, synthetic or 0, seed)
+    summary = send(s, events, limit=limit)
+    click.echo(str(summary))
+    if not summary.ok:
+        sys.exit(1)
+
+
+main.add_command(produce, name="load")
+
+
+def _read(coro_fn: Callable[..., Any], *args: Any) -> Any:
+    from agents.publisher import connect
+    from agents.reader import Reader
+
+    s = settings_from_env()
+    require(s, "redis_url")
+
+    async def run() -> Any:
+        redis = connect(s.redis_url, retries=2)
+        try:
+            return await coro_fn(Reader(redis, s.namespace), *args)
+        finally:
+            await redis.aclose()
+
+    return asyncio.run(run())
+
+
+@main.command()
+@click.argument("user_id")
+@click.option("--k", default=10, show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="print the raw result as JSON")
+@friendly
+def recs(user_id: str, k: int, as_json: bool) -> None:
+    """A user's recommendations (user list -> recent items' lists -> trending)."""
+    from agents.display import show
+
+    show(_read(lambda r: _with_items(r, r.recommendations(user_id, k))), as_json,
+         f"recommendations for user {user_id}")
+
+
+@main.command()
+@click.argument("item_id")
+@click.option("--k", default=10, show_default=True)
+@click.option("--relation", type=click.Choice(["bought", "viewed"]), default="bought")
+@click.option("--json", "as_json", is_flag=True)
+@friendly
+def similar(item_id: str, k: int, relation: str, as_json: bool) -> None:
+    """Customers who bought (or viewed) this item also bought (viewed)."""
+    from agents.display import show
+
+    show(_read(lambda r: _with_items(r, r.similar(item_id, k, relation))), as_json,
+         f"also {relation} with item {item_id}")
+
+
+@main.command()
+@click.option("--category", default="")
+@click.option("--k", default=10, show_default=True)
+@click.option("--json", "as_json", is_flag=True)
+@friendly
+def trending(category: str, k: int, as_json: bool) -> None:
+    """Trending items overall or in one category."""
+    from agents.display import show
+
+    show(_read(lambda r: _with_items(r, r.trending(category, k))), as_json,
+         f"trending {('in ' + category) if category else 'overall'}")
+
+
+async def _with_items(reader: Any, pending: Any) -> Any:
+    result = await pending
+    return result, await reader.items([row[0] for row in result.items])
+
+
+@main.command()
+@friendly
+def lag() -> None:
+    """Messages the configured version's workers have not processed yet, per topic."""
+    from agents.lag import consumer_lag, input_topics
+
+    s = settings_from_env()
+    require(s, "kafka_bootstrap")
+    for topic, n in consumer_lag(s.kafka_bootstrap, s.app_id, input_topics(s)).items():
+        click.echo(f"{topic}\t{n}")
+
+
+@main.command()
+@click.option("--data-dir", type=click.Path(path_type=Path), help="default: KAPPAREC_DATA_DIR")
+@click.option("--users", default=3, show_default=True, help="users to show")
+@friendly
+def demo(data_dir: Path | None, users: int) -> None:
+    """Start everything, load the REES46 slice, show recommendations, stop everything."""
+    from agents.demo import run_demo
+
+    run_demo(load_settings(), data_dir, users)
+
+
+if __name__ == "__main__":
+    main()

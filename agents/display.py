@@ -1,0 +1,48 @@
+"""Human-readable rendering of read results for the CLI."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import click
+import orjson
+
+
+def reason_text(reason: str) -> str:
+    """``b:123`` -> ``bought with 123`` and so on."""
+    kind, _, arg = reason.partition(":")
+    return {
+        "b": f"bought with {arg}",
+        "v": f"viewed with {arg}",
+        "c": f"trending in {arg}",
+        "t": "trending",
+    }.get(kind, reason)
+
+
+def describe(meta: dict[str, Any] | None) -> str:
+    """Category, brand and price of an item, where known."""
+    if not meta:
+        return ""
+    parts = [meta.get("category") or "", meta.get("brand") or ""]
+    if meta.get("price") is not None:
+        parts.append(f"{meta['price']:.2f}")
+    if meta.get("in_stock") is False:
+        parts.append("(out of stock)")
+    return "  ".join(p for p in parts if p)
+
+
+def show(found: tuple[Any, dict[str, dict[str, Any]]], as_json: bool, title: str) -> None:
+    """Print a read result with item details, or as JSON."""
+    result, metas = found
+    if as_json:
+        doc = result.to_dict()
+        doc["catalog"] = metas
+        click.echo(orjson.dumps(doc).decode())
+        return
+    sources = " -> ".join(result.sources) or "nothing published"
+    click.echo(f"{title}  (v{result.version}, from: {sources})")
+    if not result.items:
+        click.echo("  (empty)")
+    for n, (item, score, reason) in enumerate(result.items, 1):
+        click.echo(f"  {n:2d}. {item:<12} {score:>8.3f}  {describe(metas.get(item)):<48} "
+                   f"{reason_text(reason)}")

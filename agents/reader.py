@@ -1,0 +1,152 @@
+"""The read path frontends use: one key lookup, with a fallback chain when it comes up short.
+
+Chain for a user: the user's own list -> the lists of the user's recent items (from the
+user's record, or passed in by a caller that knows the session) -> trending. Items are
+never repeated, and purchased/seen items stay out because the user's list excludes
+them and the fallbacks skip the user's recent items.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+import redis.asyncio as aioredis
+
+from streams.serving import Keys
+from streams.user_state import BOUGHT, VIEWED
+
+POINTER_CACHE_S = 1.0
+
+
+@dataclass
+class ReadResult:
+    """A list as served: ``[item_id, score, reason]`` rows, the version and the sources used."""
+
+    items: list[list[Any]]
+    version: int
+    sources: list[str] = field(default_factory=list)
+    record: dict[str, Any] | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready form (CLI ``--json``, HTTP)."""
+        out: dict[str, Any] = {"version": self.version, "sources": self.sources, "items": self.items}
+        if self.record is not None:
+            for k in ("variant", "computed_at", "event_ts"):
+                out[k] = self.record.get(k)
+        return out
+
+
+class Reader:
+    """Reads published lists of the active version (pointer cached for a second)."""
+
+    def __init__(self, redis: aioredis.Redis, namespace: str, version: int | None = None) -> None:
+        self.redis = redis
+        self.namespace = namespace
+        self.pinned = version
+        self._cached: tuple[float, int] | None = None
+
+    async def version(self) -> int:
+        """The version to read: pinned, else the active pointer."""
+        if self.pinned is not None:
+            return self.pinned
+        now = time.monotonic()
+        if self._cached and now - self._cached[0] < POINTER_CACHE_S:
+            return self._cached[1]
+        raw = await self.redis.get(Keys(self.namespace, 0).active)
+        if raw is None:
+            raise LookupError(f"no active version: key {self.namespace}:active is not set")
+        version = int(raw)
+        self._cached = (now, version)
+        return version
+
+    async def recommendations(
+        self, user_id: str, k: int = 10, recent: Sequence[str] = ()
+    ) -> ReadResult:
+        """The user's list, topped up from recent items' lists and then trending."""
+        keys = Keys(self.namespace, await self.version())
+        raw = await self.redis.get(keys.user(user_id))
+        record = orjson.loads(raw) if raw is not None else None
+        result = ReadResult([], keys.version, record=record)
+        seen: set[str] = set(recent)
+        if record is not None:
+            seen.update(record.get("recent", []))
+            _extend(result, record["items"], k, seen, "user", keep_reason=True)
+            recent = [*recent, *record.get("recent", [])]
+        if len(result.items) < k and recent:
+            anchors = list(dict.fromkeys(recent))[:10]
+            names = [keys.item(rel, a) for a in anchors for rel in (BOUGHT, VIEWED)]
+            lists = await self.redis.mget(names)
+            for name, lst in zip(names, lists, strict=True):
+                if lst is not None:
+                    rel, _, anchor = name[len(keys.prefix):].partition(":")
+                    reason = ("b:" if rel == BOUGHT else "v:") + anchor
+                    _extend(result, orjson.loads(lst)["items"], k, seen, "recent", reason)
+        if len(result.items) < k:
+            await self._top_up_trending(keys, result, k, seen)
+        return result
+
+    async def similar(self, item_id: str, k: int = 10, relation: str = BOUGHT) -> ReadResult:
+        """An item's ``relation`` list, topped up with the other relation, then trending."""
+        keys = Keys(self.namespace, await self.version())
+        other = VIEWED if relation == BOUGHT else BOUGHT
+        main, alt = await self.redis.mget([keys.item(relation, item_id), keys.item(other, item_id)])
+        result = ReadResult([], keys.version)
+        seen = {item_id}
+        for rel, raw in ((relation, main), (other, alt)):
+            if raw is not None and len(result.items) < k:
+                reason = ("b:" if rel == BOUGHT else "v:") + item_id
+                _extend(result, orjson.loads(raw)["items"], k, seen, rel, reason)
+        if len(result.items) < k:
+            await self._top_up_trending(keys, result, k, seen)
+        return result
+
+    async def trending(self, category: str = "", k: int = 10) -> ReadResult:
+        """Trending items overall or in a category."""
+        keys = Keys(self.namespace, await self.version())
+        result = ReadResult([], keys.version)
+        raw = await self.redis.get(keys.trending(category))
+        if raw is not None:
+            reason = f"c:{category}" if category else "t"
+            _extend(result, orjson.loads(raw)["items"], k, set(), "trending", reason)
+        return result
+
+    async def items(self, item_ids: Sequence[str]) -> dict[str, dict[str, Any]]:
+        """Catalogue records of ``item_ids`` (those known), for display."""
+        if not item_ids:
+            return {}
+        keys = Keys(self.namespace, await self.version())
+        raws = await self.redis.mget([keys.item_meta(i) for i in item_ids])
+        return {i: orjson.loads(r) for i, r in zip(item_ids, raws, strict=True) if r is not None}
+
+    async def _top_up_trending(self, keys: Keys, result: ReadResult, k: int, seen: set[str]) -> None:
+        raw = await self.redis.get(keys.trending())
+        if raw is not None:
+            _extend(result, orjson.loads(raw)["items"], k, seen, "trending", "t")
+
+
+def _extend(
+    result: ReadResult,
+    rows: list[list[Any]],
+    k: int,
+    seen: set[str],
+    source: str,
+    reason: str = "",
+    keep_reason: bool = False,
+) -> None:
+    added = False
+    for row in rows:
+        if len(result.items) >= k:
+            break
+        item = row[0]
+        if item in seen:
+            continue
+        seen.add(item)
+        why = row[2] if keep_reason and len(row) > 2 else reason
+        result.items.append([item, row[1], why])
+        added = True
+    if added and source not in result.sources:
+        result.sources.append(source)

@@ -1,0 +1,28 @@
+"""Start one worker: check services and topics first, so a bad setting fails fast."""
+
+from __future__ import annotations
+
+import logging
+
+import faust
+
+from agents.admin import check_kafka, check_redis, ensure_topics
+from agents.app import build_app
+from streams.settings import Settings, require
+from streams.topics import build_topics
+
+
+def preflight(settings: Settings) -> None:
+    """Fail with a message naming the setting when a service is missing or unreachable."""
+    require(settings, "kafka_bootstrap", "redis_url")
+    check_kafka(settings.kafka_bootstrap)
+    check_redis(settings.redis_url)
+    ensure_topics(settings.kafka_bootstrap, build_topics(settings).all())
+
+
+def run_worker(settings: Settings) -> None:
+    """Run a Faust worker of ``settings.version`` until stopped (SIGTERM/SIGINT)."""
+    preflight(settings)
+    logging.getLogger("agents").setLevel(settings.log_level.upper())
+    runtime = build_app(settings)
+    faust.Worker(runtime.app, loglevel=settings.log_level, quiet=True).execute_from_commandline()

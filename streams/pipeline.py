@@ -1,0 +1,128 @@
+"""The whole dataflow in one process, without Kafka or Redis.
+
+Same transitions as the workers (user state, item deltas routed by item partition,
+item-side folding, trending partials, published lists), applied one event at a time.
+It is what offline evaluation replays, and the reference the integration tests
+compare the workers' Redis output with.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable, Mapping
+from dataclasses import asdict
+from typing import Any
+
+from schemas.events import CatalogItem, Interaction
+from streams import trending
+from streams.blending import BlendWeights, Rec
+from streams.item_side import BatchResult, Group, PartitionState, apply_groups
+from streams.item_state import ItemState, scored_list
+from streams.partitioning import partition_for
+from streams.recommend import Lists, Plan, item_list, plan, recommend
+from streams.settings import Settings
+from streams.trending import Partial
+from streams.user_state import BOUGHT, VIEWED, UserState
+
+
+class LocalPipeline:
+    """In-memory state of every partition, fed event by event."""
+
+    def __init__(self, settings: Settings, weights: BlendWeights = BlendWeights()) -> None:
+        self.settings = settings
+        self.weights = weights
+        self.users: dict[str, UserState] = {}
+        self.items: dict[str, ItemState] = {}
+        self.parts: dict[int, PartitionState] = {}
+        self.catalog: dict[str, dict[str, Any]] = {}
+        self.offsets: dict[int, int] = defaultdict(lambda: -1)
+
+    def apply_catalog(self, item: CatalogItem) -> None:
+        """Record an item's metadata (a late, older record does not undo a newer one)."""
+        prev = self.catalog.get(item.item_id)
+        if prev is None or prev.get("ts", 0) <= item.ts:
+            self.catalog[item.item_id] = {k: v for k, v in asdict(item).items() if v is not None}
+
+    def apply(self, event: Interaction) -> None:
+        """Process one interaction through user side and item side."""
+        s = self.settings
+        src = partition_for(event.user_id, s.partitions)
+        self.offsets[src] += 1
+        state = self.users.setdefault(event.user_id, UserState())
+        deltas = state.apply(event, self.offsets[src], s.recent_size)
+        by_part: dict[int, list[Any]] = defaultdict(list)
+        for d in deltas:
+            by_part[partition_for(d.item_id, s.partitions)].append(d)
+        for p, ds in by_part.items():
+            group: Group = (src, self.offsets[src], ds)
+            self._fold(p, [group])
+
+    def apply_all(self, events: Iterable[CatalogItem | Interaction]) -> None:
+        """Process a stream of catalog records and interactions in order."""
+        for ev in events:
+            if isinstance(ev, Interaction):
+                self.apply(ev)
+            else:
+                self.apply_catalog(ev)
+
+    def _fold(self, p: int, groups: list[Group]) -> BatchResult:
+        s = self.settings
+        part = self.parts.get(p)
+        if part is None:
+            part = self.parts[p] = PartitionState(Partial(s.trending_size))
+        return apply_groups(
+            groups, part, self.items, self._category, s.half_life_s, s.neighbours_kept
+        )
+
+    def _category(self, item: str) -> str | None:
+        meta = self.catalog.get(item)
+        return meta.get("category") if meta else None
+
+    def _now_ts(self) -> int:
+        return max((p.max_ts for p in self.parts.values()), default=0)
+
+    # --- published lists -------------------------------------------------------------
+
+    def item_list(self, relation: str, item_id: str) -> list[list[Any]]:
+        """What the workers publish as ``relation`` list of ``item_id``."""
+        state = self.items.get(item_id)
+        if state is None or relation not in state.neighbours:
+            return []
+        p = self.parts[partition_for(item_id, self.settings.partitions)]
+        s = self.settings
+        return item_list(state, relation, self.catalog.get, s.item_list_size, p.max_ts,
+                         s.half_life_s)
+
+    def trending(self, category: str = "", kind: str = "t") -> list[list[Any]]:
+        """Global (``""``) or per-category trending (``"t"``) or popular (``"p"``) list."""
+        s = self.settings
+        partials: Mapping[int, dict[str, Any]] = {
+            p: part.partial.export([category]) for p, part in self.parts.items()
+        }
+        merged = trending.merge_category(partials, category, kind, s.trending_size)
+        if kind == "p":
+            return [[i, round(c, 4)] for i, c in merged]
+        return scored_list(merged, self._now_ts(), s.half_life_s)
+
+    def lists_for(self, p: Plan) -> Lists:
+        """The published lists a plan looks up."""
+        lists = Lists(trending=self.trending())
+        for a in p.anchors:
+            for rel, target in ((BOUGHT, lists.bought), (VIEWED, lists.viewed)):
+                lst = self.item_list(rel, a)
+                if lst:
+                    target[a] = lst
+        for c in p.categories:
+            lst = self.trending(c)
+            if lst:
+                lists.category[c] = lst
+        return lists
+
+    def recommend(self, user_id: str, k: int | None = None) -> list[Rec]:
+        """The list the workers publish for ``user_id`` once the log is drained."""
+        k = self.settings.list_size if k is None else k
+        state = self.users.get(user_id)
+        if state is None:
+            return []
+        pl = plan(state, self.catalog.get)
+        return recommend(state, pl, self.lists_for(pl), self.catalog.get, k, self.weights)

@@ -1,0 +1,96 @@
+"""What a user's or an item's published list is, given state (shared by agents and eval).
+
+The agents fetch the inputs from Redis and tables; the in-process pipeline
+(:mod:`streams.pipeline`) from dicts. Both call these functions, so offline evaluation
+measures exactly what the workers publish.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from streams.blending import BlendWeights, Rec, ScoredList, blend
+from streams.item_state import ItemState, scored_list
+from streams.user_state import BOUGHT, VIEWED, UserState
+
+ANCHORS = 10  # recent items whose lists feed a user's list
+CATEGORIES = 3  # recent categories whose trending lists feed a user's list
+
+Catalog = Callable[[str], Mapping[str, Any] | None]
+
+
+def is_available(meta: Mapping[str, Any] | None) -> bool:
+    """An item may be recommended unless the catalogue says deleted or out of stock."""
+    return meta is None or (bool(meta.get("in_stock", True)) and not meta.get("deleted", False))
+
+
+@dataclass(frozen=True, slots=True)
+class Plan:
+    """The inputs a user's list needs: anchor items and categories, most recent first."""
+
+    anchors: list[str]
+    categories: list[str]
+
+
+def plan(state: UserState, catalog: Catalog) -> Plan:
+    """Which item lists and category lists to look up for this user."""
+    anchors = state.recent_items()[:ANCHORS]
+    cats: list[str] = []
+    for item in anchors:
+        meta = catalog(item)
+        cat = meta.get("category") if meta else None
+        if cat and cat not in cats:
+            cats.append(cat)
+            if len(cats) == CATEGORIES:
+                break
+    return Plan(anchors, cats)
+
+
+@dataclass(slots=True)
+class Lists:
+    """Published lists found for a plan; missing ones are simply absent."""
+
+    bought: dict[str, ScoredList] = field(default_factory=dict)
+    viewed: dict[str, ScoredList] = field(default_factory=dict)
+    trending: ScoredList = field(default_factory=list)
+    category: dict[str, ScoredList] = field(default_factory=dict)
+
+
+def recommend(
+    state: UserState,
+    p: Plan,
+    lists: Lists,
+    catalog: Catalog,
+    k: int,
+    weights: BlendWeights = BlendWeights(),
+) -> list[Rec]:
+    """The user's ranked list: purchased and recently seen items are never included."""
+    return blend(
+        p.anchors,
+        {BOUGHT: lists.bought, VIEWED: lists.viewed},
+        lists.trending,
+        {c: lists.category[c] for c in p.categories if c in lists.category},
+        exclude=set(state.purchased) | {r.item_id for r in state.recent},
+        available=lambda item: is_available(catalog(item)),
+        k=k,
+        weights=weights,
+    )
+
+
+def item_list(
+    state: ItemState,
+    relation: str,
+    catalog: Catalog,
+    n: int,
+    now_ts: int,
+    half_life_s: float,
+) -> list[list[Any]]:
+    """An item's published neighbour list: available neighbours, decayed scores at ``now_ts``."""
+    ranked = [(i, s) for i, s in state.top(relation, len(state.neighbours.get(relation, ())))
+              if is_available(catalog(i))]
+    return scored_list(ranked[:n], now_ts, half_life_s)
+
+
+RELATIONS = (BOUGHT, VIEWED)
