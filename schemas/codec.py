@@ -55,4 +55,6 @@ def encode(event: Interaction | Impression | CatalogItem) -> bytes:
     return orjson.dumps(data)
 
 
-_FIELD_NAMES = {cls: tuple(f.name for f in fields(cls)) for cls in (Interaction, Impression, CatalogItem)}
+_FIELD_NAMES = {
+    cls: tuple(f.name for f in fields(cls)) for cls in (Interaction, Impression, CatalogItem)
+}

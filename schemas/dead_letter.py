@@ -77,15 +77,25 @@ DEAD_LETTER = Schema(
     "dead_letter",
     1,
     (
-        Field("reason", "str", True, "stable code: not_json, missing_field, wrong_type, "
-              "oversized, unknown_type, bad_value, not_object, unsupported_version, empty"),
+        Field(
+            "reason",
+            "str",
+            True,
+            "stable code: not_json, missing_field, wrong_type, "
+            "oversized, unknown_type, bad_value, not_object, unsupported_version, empty",
+        ),
         Field("error", "str", True, "human-readable message", max_len=4096),
         Field("field", "str", doc="offending field, when there is one"),
         Field("source", "object", True, "{topic, partition, offset} of the rejected record"),
         Field("agent", "str", True, "the agent that rejected it"),
         Field("dead_lettered_at", "ts", True, "wall-clock time of rejection, epoch ms"),
         Field("key_b64", "str", doc="original message key, base64", max_len=1 << 20),
-        Field("original_b64", "str", doc="original message value, base64 (null for a tombstone)", max_len=1 << 24),
+        Field(
+            "original_b64",
+            "str",
+            doc="original message value, base64 (null for a tombstone)",
+            max_len=1 << 24,
+        ),
     ),
     "A rejected record. Topic `<source>.dead-letter`, key = the original key.",
 )

@@ -21,4 +21,6 @@ class DecodeError(KapparecError):
 
     def __str__(self) -> str:
         text = super().__str__()
-        return f"{self.code}: {text}" if self.field is None else f"{self.code} [{self.field}]: {text}"
+        return (
+            f"{self.code}: {text}" if self.field is None else f"{self.code} [{self.field}]: {text}"
+        )

@@ -46,13 +46,15 @@ class Field:
             schema["maxItems"] = self.max_items
         if self.doc:
             schema["description"] = self.doc
+        if not self.required:  # validate() reads null as absent; DeadLetter writes nulls
+            schema["type"] = [schema["type"], "null"]
+            if self.enum:
+                schema["enum"] = [*self.enum, None]
         return schema
 
 
 def _wrong(field: Field, expected: str, value: Any) -> DecodeError:
-    return DecodeError(
-        "wrong_type", f"expected {expected}, got {type(value).__name__}", field.name
-    )
+    return DecodeError("wrong_type", f"expected {expected}, got {type(value).__name__}", field.name)
 
 
 def _check_id(field: Field, value: Any) -> str:
@@ -133,8 +135,11 @@ _CHECKERS = {
     "id_list": _check_id_list,
 }
 
+# "No control character anywhere", as the negation of an unanchored search: an anchored
+# pattern ending in `$` would accept a trailing newline in Python's `re` (jsonschema).
+_NO_CONTROL = {"not": {"type": "string", "pattern": "[\\u0000-\\u001f\\u007f]"}}
 _JSON_TYPES: dict[str, dict[str, Any]] = {
-    "id": {"type": "string", "minLength": 1, "pattern": "^[^\\u0000-\\u001f\\u007f]+$"},
+    "id": {"type": "string", "minLength": 1, **_NO_CONTROL},
     "str": {"type": "string"},
     "int": {"type": "integer"},
     "ts": {"type": "integer", "minimum": 0, "maximum": MAX_TS_MS},
@@ -143,7 +148,7 @@ _JSON_TYPES: dict[str, dict[str, Any]] = {
     "object": {"type": "object"},
     "id_list": {
         "type": "array",
-        "items": {"type": "string", "minLength": 1, "maxLength": 256},
+        "items": {"type": "string", "minLength": 1, "maxLength": 256, **_NO_CONTROL},
     },
 }
 
@@ -162,7 +167,7 @@ class Schema:
         if not isinstance(obj, dict):
             raise DecodeError("not_object", f"expected a JSON object, got {type(obj).__name__}")
         version = obj.get("v", self.version)
-        if version != self.version:
+        if isinstance(version, bool) or version != self.version:
             raise DecodeError(
                 "unsupported_version", f"{self.name} v{version!r} is not supported", "v"
             )

@@ -29,6 +29,9 @@ class BlendWeights:
     recency: float = 0.8
 
 
+DEFAULT_WEIGHTS = BlendWeights()
+
+
 @dataclass(frozen=True, slots=True)
 class Rec:
     """One recommended item with its blended score and reason."""
@@ -72,7 +75,7 @@ def blend(
     exclude: set[str],
     available: Callable[[str], bool],
     k: int,
-    weights: BlendWeights = BlendWeights(),
+    weights: BlendWeights = DEFAULT_WEIGHTS,
 ) -> list[Rec]:
     """Rank candidates for one user; ``recent`` is most recent first.
 
@@ -93,9 +96,9 @@ def blend(
     ranked = sorted(votes.score.items(), key=lambda kv: (-kv[1], kv[0]))
     out: list[Rec] = []
     for item, score in ranked:
+        if len(out) >= k:
+            break
         if item in exclude or not available(item):
             continue
         out.append(Rec(item, score, votes.best[item][1]))
-        if len(out) == k:
-            break
     return out

@@ -2,8 +2,10 @@
 
 The ingest side ships, per ingest batch and per item partition, one message:
 ``[[source_partition, source_offset, [delta, ...]], ...]``. Each group is the deltas of
-one interaction. A per-partition watermark of applied source offsets makes
-redelivered groups no-ops, so a worker restarted mid-stream counts nothing twice.
+one interaction. Every item remembers the last source offset applied per source
+partition, so a group delivered again (after a restart) changes nothing, and the
+record that holds an item's state also holds its de-duplication: both are written
+and recovered together.
 """
 
 from __future__ import annotations
@@ -33,29 +35,24 @@ def decode_groups(raw: bytes) -> list[Group]:
 
 @dataclass(slots=True)
 class PartitionState:
-    """Per item partition: applied source offsets and the partition's top items."""
+    """Per item partition: its top items and the latest event time it has seen."""
 
     partial: Partial
-    watermarks: dict[int, int] = field(default_factory=dict)
     max_ts: int = 0
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form for the table changelog."""
-        return {"p": self.partial.to_dict(), "w": self.watermarks, "t": self.max_ts}
+        return {"p": self.partial.to_dict(), "t": self.max_ts}
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> PartitionState:
-        """Inverse of :meth:`to_dict` (JSON object keys come back as strings)."""
-        return cls(
-            Partial.from_dict(data["p"]),
-            {int(k): v for k, v in data["w"].items()},
-            data["t"],
-        )
+        """Inverse of :meth:`to_dict`."""
+        return cls(Partial.from_dict(data["p"]), data["t"])
 
 
 @dataclass(slots=True)
 class BatchResult:
-    """What a batch changed: items whose state or lists changed, categories to republish."""
+    """What a batch touched: item states, changed relations, categories to republish."""
 
     states: dict[str, ItemState] = field(default_factory=dict)
     relations: dict[str, set[str]] = field(default_factory=dict)
@@ -72,26 +69,38 @@ def apply_groups(
     neighbours_kept: int,
     result: BatchResult | None = None,
 ) -> BatchResult:
-    """Apply delta groups in order; ``items`` returns (or creates) an item's state."""
+    """Apply delta groups in order; ``items`` returns (or creates) an item's state.
+
+    Items with popularity deltas are offered to the partition's top-K even when the
+    delta was a duplicate: offering an unchanged score is a no-op, and it repairs a
+    top-K whose last update was lost with a crash.
+    """
     get = items if callable(items) else (lambda k: items.setdefault(k, ItemState()))
     result = BatchResult() if result is None else result
     popular: set[str] = set()
     for sp, off, deltas in groups:
-        if off <= part.watermarks.get(sp, -1):
-            result.skipped += 1
-            continue
-        part.watermarks[sp] = off
+        fresh: dict[str, bool] = {}
         for d in deltas:
             state = result.states.get(d.item_id)
             if state is None:
                 state = result.states[d.item_id] = get(d.item_id)
-            state.apply(d, half_life_s, neighbours_kept)
-            part.max_ts = max(part.max_ts, d.ts)
+            if d.item_id not in fresh:
+                fresh[d.item_id] = not state.seen(sp, off)
             if d.relation is None:
                 popular.add(d.item_id)
-            else:
+            if not fresh[d.item_id]:
+                result.skipped += 1
+                continue
+            state.apply(d, half_life_s, neighbours_kept)
+            part.max_ts = max(part.max_ts, d.ts)
+            if d.relation is not None:
                 result.relations.setdefault(d.item_id, set()).add(d.relation)
+        for item, is_fresh in fresh.items():
+            if is_fresh:
+                result.states[item].applied[sp] = off
     for item in sorted(popular):
         s = result.states[item]
-        result.categories |= part.partial.offer(item, category_of(item), s.trend, s.count)
+        category = category_of(item)
+        part.partial.offer(item, category, s.trend, s.count)
+        result.categories.update(("", category) if category else ("",))
     return result

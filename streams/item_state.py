@@ -24,6 +24,13 @@ class ItemState:
     trend: float = decay.NEG_INF
     last_ts: int = 0
     neighbours: dict[str, dict[str, float]] = field(default_factory=dict)
+    # Last applied source offset per source partition, stored with the state it guards so
+    # that state and de-duplication are written (and recovered) together.
+    applied: dict[int, int] = field(default_factory=dict)
+
+    def seen(self, source_partition: int, offset: int) -> bool:
+        """True when the interaction at this source offset was applied to this item."""
+        return offset <= self.applied.get(source_partition, -1)
 
     def apply(self, delta: Delta, half_life_s: float, neighbours_kept: int) -> None:
         """Apply one delta addressed to this item."""
@@ -37,7 +44,7 @@ class ItemState:
         prev = scores.get(delta.other, decay.NEG_INF)
         scores[delta.other] = decay.add(prev, delta.weight, delta.ts, half_life_s)
         if len(scores) > neighbours_kept:
-            weakest = min(scores, key=lambda k: (scores[k], k))
+            weakest = max(scores, key=lambda k: (-scores[k], k))  # last in top() order
             del scores[weakest]
 
     def top(self, relation: str, n: int) -> list[tuple[str, float]]:
@@ -48,7 +55,13 @@ class ItemState:
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form for the table changelog."""
-        return {"c": self.count, "t": _finite(self.trend), "l": self.last_ts, "n": self.neighbours}
+        return {
+            "c": self.count,
+            "t": _finite(self.trend),
+            "l": self.last_ts,
+            "n": self.neighbours,
+            "a": {str(k): v for k, v in self.applied.items()},  # JSON keys are text
+        }
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> ItemState:
@@ -59,6 +72,7 @@ class ItemState:
             trend=decay.NEG_INF if trend is None else trend,
             last_ts=data["l"],
             neighbours={r: dict(s) for r, s in data["n"].items()},
+            applied={int(k): v for k, v in data.get("a", {}).items()},
         )
 
 

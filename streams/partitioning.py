@@ -14,12 +14,7 @@ def murmur2(data: bytes) -> int:
     n4 = length // 4
     for i in range(n4):
         i4 = i * 4
-        k = (
-            data[i4]
-            | (data[i4 + 1] << 8)
-            | (data[i4 + 2] << 16)
-            | (data[i4 + 3] << 24)
-        )
+        k = data[i4] | (data[i4 + 1] << 8) | (data[i4 + 2] << 16) | (data[i4 + 3] << 24)
         k = (k * m) & 0xFFFFFFFF
         k ^= k >> r
         k = (k * m) & 0xFFFFFFFF

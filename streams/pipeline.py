@@ -14,12 +14,11 @@ from dataclasses import asdict
 from typing import Any
 
 from schemas.events import CatalogItem, Interaction
-from streams import trending
-from streams.blending import BlendWeights, Rec
+from streams.blending import DEFAULT_WEIGHTS, BlendWeights, Rec
 from streams.item_side import BatchResult, Group, PartitionState, apply_groups
-from streams.item_state import ItemState, scored_list
+from streams.item_state import ItemState
 from streams.partitioning import partition_for
-from streams.recommend import Lists, Plan, item_list, plan, recommend
+from streams.recommend import Lists, Plan, item_list, plan, recommend, trending_list
 from streams.settings import Settings
 from streams.trending import Partial
 from streams.user_state import BOUGHT, VIEWED, UserState
@@ -28,7 +27,7 @@ from streams.user_state import BOUGHT, VIEWED, UserState
 class LocalPipeline:
     """In-memory state of every partition, fed event by event."""
 
-    def __init__(self, settings: Settings, weights: BlendWeights = BlendWeights()) -> None:
+    def __init__(self, settings: Settings, weights: BlendWeights = DEFAULT_WEIGHTS) -> None:
         self.settings = settings
         self.weights = weights
         self.users: dict[str, UserState] = {}
@@ -88,10 +87,8 @@ class LocalPipeline:
         state = self.items.get(item_id)
         if state is None or relation not in state.neighbours:
             return []
-        p = self.parts[partition_for(item_id, self.settings.partitions)]
         s = self.settings
-        return item_list(state, relation, self.catalog.get, s.item_list_size, p.max_ts,
-                         s.half_life_s)
+        return item_list(state, relation, self.catalog.get, s.item_list_size, s.half_life_s)
 
     def trending(self, category: str = "", kind: str = "t") -> list[list[Any]]:
         """Global (``""``) or per-category trending (``"t"``) or popular (``"p"``) list."""
@@ -99,10 +96,15 @@ class LocalPipeline:
         partials: Mapping[int, dict[str, Any]] = {
             p: part.partial.export([category]) for p, part in self.parts.items()
         }
-        merged = trending.merge_category(partials, category, kind, s.trending_size)
-        if kind == "p":
-            return [[i, round(c, 4)] for i, c in merged]
-        return scored_list(merged, self._now_ts(), s.half_life_s)
+        return trending_list(
+            partials,
+            category,
+            kind,
+            s.trending_size,
+            self.catalog.get,
+            self._now_ts(),
+            s.half_life_s,
+        )
 
     def lists_for(self, p: Plan) -> Lists:
         """The published lists a plan looks up."""

@@ -11,7 +11,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from streams.blending import BlendWeights, Rec, ScoredList, blend
+from streams import trending
+from streams.blending import DEFAULT_WEIGHTS, BlendWeights, Rec, ScoredList, blend
 from streams.item_state import ItemState, scored_list
 from streams.user_state import BOUGHT, VIEWED, UserState
 
@@ -64,7 +65,7 @@ def recommend(
     lists: Lists,
     catalog: Catalog,
     k: int,
-    weights: BlendWeights = BlendWeights(),
+    weights: BlendWeights = DEFAULT_WEIGHTS,
 ) -> list[Rec]:
     """The user's ranked list: purchased and recently seen items are never included."""
     return blend(
@@ -84,13 +85,39 @@ def item_list(
     relation: str,
     catalog: Catalog,
     n: int,
+    half_life_s: float,
+) -> list[list[Any]]:
+    """An item's published neighbour list: available neighbours, best first.
+
+    Scores are decayed to the item's own last event time, so a list does not depend on
+    when it was published nor on which other items share its partition.
+    """
+    ranked = [
+        (i, s)
+        for i, s in state.top(relation, len(state.neighbours.get(relation, ())))
+        if is_available(catalog(i))
+    ]
+    return scored_list(ranked[:n], state.last_ts, half_life_s)
+
+
+def trending_list(
+    partials: Mapping[int, dict[str, Any]],
+    category: str,
+    kind: str,
+    k: int,
+    catalog: Catalog,
     now_ts: int,
     half_life_s: float,
 ) -> list[list[Any]]:
-    """An item's published neighbour list: available neighbours, decayed scores at ``now_ts``."""
-    ranked = [(i, s) for i, s in state.top(relation, len(state.neighbours.get(relation, ())))
-              if is_available(catalog(i))]
-    return scored_list(ranked[:n], now_ts, half_life_s)
+    """A published trending (``kind="t"``) or popular (``"p"``) list of available items."""
+    merged = [
+        (i, s)
+        for i, s in trending.merge_category(partials, category, kind, k)
+        if is_available(catalog(i))
+    ]
+    if kind == "p":
+        return [[i, round(c, 4)] for i, c in merged]
+    return scored_list(merged, now_ts, half_life_s)
 
 
 RELATIONS = (BOUGHT, VIEWED)

@@ -37,6 +37,10 @@ class Settings:
     partitions: int = 4
     namespace: str = "kapparec"
     topic_prefix: str = ""
+    # Some Kafka-protocol brokers (Tansu, the embedded one) report the high watermark of a
+    # partition as the base offset of its last record batch + 1. Faust restores tables only
+    # up to the high watermark, so workers must then write one record per batch.
+    single_record_batches: bool = False
     state_dir: Path = Path(".kapparec")
     data_dir: Path = Path("../shared/data")
     # ingest
@@ -120,6 +124,15 @@ def _redis_url(raw: str) -> str:
     return raw
 
 
+def _bool(raw: str) -> bool:
+    value = raw.strip().lower()
+    if value in ("1", "true", "yes", "on"):
+        return True
+    if value in ("0", "false", "no", "off"):
+        return False
+    raise ValueError("must be true or false")
+
+
 def _level(raw: str) -> str:
     if raw.lower() not in ("debug", "info", "warning", "error"):
         raise ValueError("must be one of debug, info, warning, error")
@@ -133,6 +146,7 @@ _PARSERS: dict[str, Callable[[str], Any]] = {
     "partitions": _positive_int,
     "namespace": _name,
     "topic_prefix": _name,
+    "single_record_batches": _bool,
     "state_dir": Path,
     "data_dir": Path,
     "max_event_bytes": _positive_int,
@@ -192,6 +206,15 @@ def load_settings(
         raise SettingsError(f"unknown setting(s): {', '.join(unknown)}")
     values.update(overrides)
     return Settings(**values)
+
+
+def to_env(settings: Settings) -> dict[str, str]:
+    """Environment variables that reproduce ``settings`` in another process."""
+    return {
+        env_name(name): str(getattr(settings, name))
+        for name in _PARSERS
+        if name != "worker_id" and getattr(settings, name) not in ("", None)
+    }
 
 
 def require(settings: Settings, *names: str) -> None:

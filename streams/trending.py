@@ -41,9 +41,10 @@ class TopK:
             return True
         floor = self._floor
         if floor is None:
-            weakest = min(scores, key=lambda x: (scores[x], x))
+            # the weakest in ranked() order: lowest score, then largest key
+            weakest = max(scores, key=lambda x: (-scores[x], x))
             floor = self._floor = (scores[weakest], weakest)
-        if (score, key) <= floor:
+        if (-score, key) >= (-floor[0], floor[1]):
             return False
         del scores[floor[1]]
         scores[key] = score

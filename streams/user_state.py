@@ -113,17 +113,18 @@ class UserState:
         if event.type == PURCHASE and event.item_id not in self.purchased:
             self.purchased.append(event.item_id)
             del self.purchased[:-PURCHASED_KEPT]
-        kept = event.type
+        kept, ts = event.type, event.ts
         for i, prev in enumerate(self.recent):
             if prev.item_id == event.item_id:
                 if _RANK[prev.type] > _RANK[kept] and event.type != REMOVE_FROM_CART:
                     kept = prev.type
+                ts = max(ts, prev.ts)  # a late event does not make the item older
                 del self.recent[i]
                 break
-        entry = RecentItem(event.item_id, kept, event.ts)
+        entry = RecentItem(event.item_id, kept, ts)
         # Keep event-time order even when events arrive slightly out of order.
         pos = len(self.recent)
-        while pos > 0 and self.recent[pos - 1].ts > event.ts:
+        while pos > 0 and self.recent[pos - 1].ts > ts:
             pos -= 1
         self.recent.insert(pos, entry)
         del self.recent[:-recent_size]

@@ -1,0 +1,130 @@
+"""Blending: neighbour lists of recent anchors and trending lists in, one ranked list out."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from streams.blending import BlendWeights, Rec, blend
+from streams.user_state import BOUGHT, VIEWED
+
+NEIGHBOURS: dict[str, dict[str, Any]] = {
+    BOUGHT: {
+        "A1": [["X", 2.0], ["Y", 1.0]],
+        "A2": [["Y", 4.0], ["Z", 1.0]],
+    },
+    VIEWED: {
+        "A1": [["Z", 0.5], ["W", 0.25]],
+    },
+}
+TRENDING = [["T", 10.0], ["X", 5.0]]
+CATEGORY = {"shoes": [["W", 2.0], ["T", 1.0]]}
+
+
+def _blend(**kw: Any) -> list[Rec]:
+    args: dict[str, Any] = {
+        "recent": ["A1", "A2"],
+        "neighbours": NEIGHBOURS,
+        "trending": TRENDING,
+        "category_trending": CATEGORY,
+        "exclude": set(),
+        "available": lambda item: True,
+        "k": 10,
+    }
+    args.update(kw)
+    return blend(**args)
+
+
+def _triples(recs: list[Rec]) -> list[tuple[str, Any, str]]:
+    return [(r.item_id, r.score, r.reason) for r in recs]
+
+
+def test_hand_computed_blend() -> None:
+    # A1 (recency 0.8**0 = 1), A2 (0.8**1 = 0.8); each list divided by its top score.
+    #   bought A1 (x1.0):  X 2/2 = 1.0           Y 1/2 = 0.5
+    #   viewed A1 (x0.6):  Z 0.6 * 0.5/0.5 = 0.6  W 0.6 * 0.25/0.5 = 0.3
+    #   bought A2 (x0.8):  Y 0.8 * 4/4 = 0.8      Z 0.8 * 1/4 = 0.2
+    #   category (x0.15):  W 0.15 * 2/2 = 0.15    T 0.15 * 1/2 = 0.075
+    #   trending (x0.05):  T 0.05 * 10/10 = 0.05  X 0.05 * 5/10 = 0.025
+    # Y = 1.3 (best vote 0.8, b:A2); X = 1.025 (1.0, b:A1); Z = 0.8 (0.6, v:A1);
+    # W = 0.45 (0.3, v:A1); T = 0.125 (0.075, c:shoes)
+    assert _triples(_blend()) == [
+        ("Y", pytest.approx(1.3), "b:A2"),
+        ("X", pytest.approx(1.025), "b:A1"),
+        ("Z", pytest.approx(0.8), "v:A1"),
+        ("W", pytest.approx(0.45), "v:A1"),
+        ("T", pytest.approx(0.125), "c:shoes"),
+    ]
+
+
+def test_reason_is_the_strongest_vote_not_the_latest() -> None:
+    # X gets 1.0 from bought A1 and only 0.025 from trending
+    recs = _blend(category_trending={}, trending=[["X", 5.0]])
+    assert {r.item_id: r.reason for r in recs}["X"] == "b:A1"
+    assert {r.item_id: r.reason for r in recs}["Y"] == "b:A2"  # 0.8 beats 0.5
+
+
+def test_equal_votes_keep_the_first_reason() -> None:
+    w = BlendWeights(bought=1.0, viewed=1.0)
+    recs = blend(
+        ["A"],
+        {BOUGHT: {"A": [["X", 1.0]]}, VIEWED: {"A": [["X", 3.0]]}},
+        [],
+        {},
+        set(),
+        lambda i: True,
+        5,
+        w,
+    )
+    assert _triples(recs) == [("X", 2.0, "b:A")]
+
+
+def test_trending_alone_gives_reason_t() -> None:
+    recs = blend([], {}, [["P", 4.0], ["Q", 1.0]], {}, set(), lambda i: True, 5)
+    assert _triples(recs) == [("P", pytest.approx(0.05), "t"), ("Q", pytest.approx(0.0125), "t")]
+
+
+def test_excluded_and_unavailable_items_never_appear() -> None:
+    recs = _blend(exclude={"X"}, available=lambda item: item != "Z")
+    assert [r.item_id for r in recs] == ["Y", "W", "T"]
+    # filtering does not change the others' scores
+    assert recs[0].score == pytest.approx(1.3)
+
+
+def test_k_caps_the_list() -> None:
+    assert [r.item_id for r in _blend(k=2)] == ["Y", "X"]
+    assert [r.item_id for r in _blend(k=1, exclude={"Y"})] == ["X"]
+
+
+def test_bug_k_zero_gives_an_empty_list() -> None:
+    assert _blend(k=0) == []
+
+
+def test_ties_are_broken_by_item_id() -> None:
+    lists = {BOUGHT: {"A": [["b", 1.0], ["c", 1.0], ["a", 1.0]]}}
+    recs = blend(["A"], lists, [], {}, set(), lambda i: True, 5)
+    assert [r.item_id for r in recs] == ["a", "b", "c"]
+
+
+def test_list_order_of_inputs_does_not_change_the_output() -> None:
+    neighbours = {VIEWED: NEIGHBOURS[VIEWED], BOUGHT: NEIGHBOURS[BOUGHT]}
+    assert _blend(neighbours=neighbours) == _blend()
+
+
+def test_empty_inputs_give_an_empty_list() -> None:
+    assert blend([], {}, [], {}, set(), lambda i: True, 10) == []
+    assert (
+        blend(["A"], {BOUGHT: {}, VIEWED: {"A": []}}, [], {"c": []}, set(), lambda i: True, 10)
+        == []
+    )
+
+
+def test_anchor_without_lists_is_skipped() -> None:
+    # "A0" is the most recent anchor but has no lists; A1 keeps recency 0.8
+    recs = _blend(recent=["A0", "A1"], category_trending={}, trending=[])
+    assert _triples(recs)[0] == ("X", pytest.approx(0.8), "b:A1")
+
+
+def test_rec_wire_form_rounds_the_score() -> None:
+    assert Rec("X", 1.0 / 3.0, "t").to_list() == ["X", 0.3333, "t"]

@@ -1,0 +1,180 @@
+"""Item-side folding: delta groups in, item states and trending partials out, exactly once."""
+
+from __future__ import annotations
+
+import copy
+import json
+from typing import Any
+
+import orjson
+
+from streams.item_side import (
+    BatchResult,
+    Group,
+    PartitionState,
+    apply_groups,
+    decode_groups,
+    encode_groups,
+)
+from streams.item_state import ItemState
+from streams.trending import GLOBAL, Partial
+from streams.user_state import BOUGHT, VIEWED, Delta
+
+T0 = 1_700_000_000_000
+HL = 3600.0
+KEPT = 100
+CATEGORIES = {"A": "shoes", "B": "shoes", "C": "hats"}
+
+
+def _apply(groups: list[Group], part: PartitionState, items: dict[str, ItemState]) -> BatchResult:
+    return apply_groups(groups, part, items, CATEGORIES.get, HL, KEPT)
+
+
+def _groups() -> list[Group]:
+    return [
+        (0, 0, [Delta("A", 1.0, T0)]),
+        (
+            0,
+            1,
+            [
+                Delta("A", 1.0, T0 + 1, VIEWED, "B"),
+                Delta("B", 1.0, T0 + 1, VIEWED, "A"),
+                Delta("B", 1.0, T0 + 1),
+            ],
+        ),
+        (1, 0, [Delta("C", 5.0, T0 + 2), Delta("A", 0.5, T0 + 2, BOUGHT, "C")]),
+        (0, 2, [Delta("D", 3.0, T0 + 3)]),  # D has no category
+    ]
+
+
+def _snapshot(part: PartitionState, items: dict[str, ItemState]) -> Any:
+    return (
+        json.dumps(part.to_dict(), sort_keys=True),
+        json.dumps({k: v.to_dict() for k, v in items.items()}, sort_keys=True),
+    )
+
+
+def test_groups_wire_round_trip() -> None:
+    groups = _groups()
+    assert decode_groups(encode_groups(groups)) == groups
+    assert decode_groups(encode_groups([])) == []
+
+
+def test_apply_groups_folds_every_delta() -> None:
+    part, items = PartitionState(Partial(10)), dict[str, ItemState]()
+    result = _apply(_groups(), part, items)
+    assert {k: s.count for k, s in items.items()} == {"A": 1.0, "B": 1.0, "C": 5.0, "D": 3.0}
+    assert [k for k, _ in items["A"].top(VIEWED, 5)] == ["B"]
+    assert [k for k, _ in items["A"].top(BOUGHT, 5)] == ["C"]
+    assert [k for k, _ in items["B"].top(VIEWED, 5)] == ["A"]
+    assert result.states == items
+    assert result.relations == {"A": {VIEWED, BOUGHT}, "B": {VIEWED}}
+    assert result.categories == {GLOBAL, "shoes", "hats"}
+    assert result.skipped == 0
+    # each item remembers the last source offset applied, per source partition
+    applied = {k: st.applied for k, st in items.items()}
+    assert applied == {"A": {0: 1, 1: 0}, "B": {0: 1}, "C": {1: 0}, "D": {0: 2}}
+    assert part.max_ts == T0 + 3
+    assert part.partial.popular[GLOBAL].ranked() == [("C", 5.0), ("D", 3.0), ("A", 1.0), ("B", 1.0)]
+    assert [k for k, _ in part.partial.popular["shoes"].ranked()] == ["A", "B"]
+    assert [k for k, _ in part.partial.trending["hats"].ranked()] == ["C"]
+
+
+def test_redelivered_groups_are_no_ops() -> None:
+    part, items = PartitionState(Partial(10)), dict[str, ItemState]()
+    _apply(_groups(), part, items)
+    once = _snapshot(part, items)
+    again = _apply(_groups(), part, items)
+    assert again.skipped == 7  # every delta of the 4 groups
+    assert again.relations == {}
+    # popular items are offered again (a no-op) so a lost top-K update can be repaired
+    assert again.categories == {GLOBAL, "shoes", "hats"}
+    assert _snapshot(part, items) == once
+
+
+def test_partly_redelivered_batch_applies_only_the_new_groups() -> None:
+    groups = _groups()
+    part1, items1 = PartitionState(Partial(10)), dict[str, ItemState]()
+    _apply(groups, part1, items1)
+
+    part2, items2 = PartitionState(Partial(10)), dict[str, ItemState]()
+    _apply(groups[:2], part2, items2)
+    result = _apply(groups[1:], part2, items2)  # group (0, 1) comes again
+    assert result.skipped == 3  # its three deltas
+    assert _snapshot(part2, items2) == _snapshot(part1, items1)
+
+
+def test_watermarks_are_per_source_partition() -> None:
+    part, items = PartitionState(Partial(10)), dict[str, ItemState]()
+    _apply([(0, 10, [Delta("A", 1.0, T0)])], part, items)
+    result = _apply([(1, 3, [Delta("A", 1.0, T0)])], part, items)  # lower offset, other source
+    assert result.skipped == 0
+    assert items["A"].count == 2.0
+    assert items["A"].applied == {0: 10, 1: 3}
+
+
+def test_relation_only_batch_republishes_no_category() -> None:
+    part, items = PartitionState(Partial(10)), dict[str, ItemState]()
+    result = _apply([(0, 0, [Delta("A", 1.0, T0, VIEWED, "B")])], part, items)
+    assert result.categories == set()
+    assert result.relations == {"A": {VIEWED}}
+
+
+def test_categories_of_popularity_updates_are_republished() -> None:
+    part, items = PartitionState(Partial(1)), dict[str, ItemState]()
+    _apply([(0, 0, [Delta("C", 5.0, T0)])], part, items)
+    # A cannot enter the top-1 global list (1 < 5), but its lists are republished anyway:
+    # republishing is idempotent, and it repairs a merge that missed an update in a crash
+    result = _apply([(0, 1, [Delta("A", 1.0, T0 - 1)])], part, items)
+    assert result.categories == {GLOBAL, "shoes"}
+    assert [k for k, _ in part.partial.popular[GLOBAL].ranked()] == ["C"]
+    assert [k for k, _ in part.partial.popular["shoes"].ranked()] == ["A"]
+
+
+def test_items_may_be_a_factory() -> None:
+    store: dict[str, ItemState] = {}
+    calls: list[str] = []
+
+    def get(item: str) -> ItemState:
+        calls.append(item)
+        return store.setdefault(item, ItemState())
+
+    part = PartitionState(Partial(10))
+    apply_groups(_groups(), part, get, CATEGORIES.get, HL, KEPT)
+    assert sorted(calls) == ["A", "B", "C", "D"]  # fetched once each per batch
+    assert store["C"].count == 5.0
+
+
+def test_result_accumulates_across_calls() -> None:
+    part, items = PartitionState(Partial(10)), dict[str, ItemState]()
+    groups = _groups()
+    result = _apply(groups[:1], part, items)
+    apply_groups(groups[1:], part, items, CATEGORIES.get, HL, KEPT, result)
+    assert set(result.states) == {"A", "B", "C", "D"}
+    assert result.relations == {"A": {VIEWED, BOUGHT}, "B": {VIEWED}}
+
+
+def test_partition_state_round_trip() -> None:
+    part, items = PartitionState(Partial(10)), dict[str, ItemState]()
+    _apply(_groups(), part, items)
+    back = PartitionState.from_dict(copy.deepcopy(part.to_dict()))
+    assert back.max_ts == part.max_ts
+    assert back.partial.to_dict() == part.partial.to_dict()
+    via_json = PartitionState.from_dict(json.loads(json.dumps(part.to_dict())))
+    assert via_json.partial.popular[GLOBAL].ranked() == part.partial.popular[GLOBAL].ranked()
+    # items restored through JSON (text keys) still make redeliveries no-ops
+    restored = {
+        k: ItemState.from_dict(json.loads(json.dumps(v.to_dict()))) for k, v in items.items()
+    }
+    assert apply_groups(_groups(), via_json, restored, CATEGORIES.get, HL, KEPT).skipped == 7
+
+
+def test_partition_state_survives_the_orjson_changelog_codec() -> None:
+    """agents/codecs.StateCodec writes ``orjson.dumps(state.to_dict())``, and orjson refuses
+    int dict keys: applied offsets must be written with text keys."""
+    part, items = PartitionState(Partial(10)), dict[str, ItemState]()
+    _apply(_groups(), part, items)
+    back = PartitionState.from_dict(orjson.loads(orjson.dumps(part.to_dict())))
+    assert back.partial.to_dict() == part.partial.to_dict()
+    item = ItemState.from_dict(orjson.loads(orjson.dumps(items["A"].to_dict())))
+    assert item.applied == {0: 1, 1: 0}

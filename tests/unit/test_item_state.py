@@ -1,0 +1,139 @@
+"""Per-item state: popularity, decayed neighbour lists, the neighbour cap."""
+
+from __future__ import annotations
+
+import itertools
+
+import orjson
+import pytest
+
+from streams import decay
+from streams.item_state import ItemState, scored_list
+from streams.user_state import BOUGHT, VIEWED, Delta
+
+T0 = 1_700_000_000_000
+HL = 3600.0  # half-life: one hour
+HOUR = 3_600_000
+KEPT = 100
+
+
+def _nb(item: str, other: str, w: float, ts: int = T0, relation: str = VIEWED) -> Delta:
+    return Delta(item, w, ts, relation, other)
+
+
+def _values(state: ItemState, relation: str, now: int) -> dict[str, float]:
+    return {k: decay.value_at(s, now, HL) for k, s in state.top(relation, 10**6)}
+
+
+def test_popularity_count_and_trend() -> None:
+    s = ItemState()
+    s.apply(Delta("A", 1.0, T0), HL, KEPT)
+    s.apply(Delta("A", 3.0, T0 + HOUR), HL, KEPT)
+    s.apply(Delta("A", 5.0, T0 + HOUR), HL, KEPT)
+    assert s.count == 9.0
+    # at T0 + 1 h: 1 * 1/2 + 3 + 5 = 8.5
+    assert decay.value_at(s.trend, T0 + HOUR, HL) == pytest.approx(8.5, rel=1e-9)
+    assert s.last_ts == T0 + HOUR
+    assert s.neighbours == {}
+
+
+def test_late_delta_does_not_lower_last_ts() -> None:
+    s = ItemState()
+    s.apply(Delta("A", 1.0, T0 + 10), HL, KEPT)
+    s.apply(Delta("A", 1.0, T0), HL, KEPT)
+    assert s.last_ts == T0 + 10
+
+
+def test_neighbour_scores_accumulate_per_relation() -> None:
+    s = ItemState()
+    s.apply(_nb("A", "B", 1.0), HL, KEPT)
+    s.apply(_nb("A", "B", 1.0, T0 + HOUR), HL, KEPT)
+    s.apply(_nb("A", "B", 0.5, relation=BOUGHT), HL, KEPT)
+    assert _values(s, VIEWED, T0 + HOUR) == {"B": pytest.approx(1.5, rel=1e-9)}
+    assert _values(s, BOUGHT, T0) == {"B": pytest.approx(0.5, rel=1e-9)}
+    assert s.count == 0.0 and s.trend == decay.NEG_INF  # neighbours are not popularity
+
+
+def test_top_is_best_first_and_cut() -> None:
+    s = ItemState()
+    for other, w in (("B", 2.0), ("C", 5.0), ("D", 1.0), ("E", 3.0)):
+        s.apply(_nb("A", other, w), HL, KEPT)
+    assert [k for k, _ in s.top(VIEWED, 3)] == ["C", "E", "B"]
+    assert s.top(BOUGHT, 3) == []
+
+
+def test_top_breaks_ties_by_item_id() -> None:
+    s = ItemState()
+    for other in ("c", "a", "b"):
+        s.apply(_nb("A", other, 1.0), HL, KEPT)
+    assert [k for k, _ in s.top(VIEWED, 3)] == ["a", "b", "c"]
+
+
+def test_neighbour_cap_keeps_the_strongest() -> None:
+    s = ItemState()
+    for other, w in (("B", 3.0), ("C", 1.0), ("D", 2.0), ("E", 0.5)):
+        s.apply(_nb("A", other, w), HL, neighbours_kept=2)
+    assert set(s.neighbours[VIEWED]) == {"B", "D"}
+    # once dropped, a neighbour starts from scratch: three more 1.0 votes never reach D
+    for _ in range(3):
+        s.apply(_nb("A", "C", 1.0), HL, neighbours_kept=2)
+    assert set(s.neighbours[VIEWED]) == {"B", "D"}
+    s.apply(_nb("A", "C", 5.0), HL, neighbours_kept=2)
+    assert [k for k, _ in s.top(VIEWED, 5)] == ["C", "B"]
+
+
+def test_newer_neighbour_outranks_older_equal_weight_under_the_cap() -> None:
+    s = ItemState()
+    s.apply(_nb("A", "old", 1.0, T0), HL, neighbours_kept=1)
+    s.apply(_nb("A", "new", 1.0, T0 + 1), HL, neighbours_kept=1)
+    assert list(s.neighbours[VIEWED]) == ["new"]
+
+
+def test_neighbour_cap_ties_are_deterministic() -> None:
+    kept = []
+    for order in itertools.permutations("abcd"):
+        s = ItemState()
+        for other in order:
+            s.apply(_nb("A", other, 1.0), HL, neighbours_kept=2)
+        kept.append(sorted(s.neighbours[VIEWED]))
+    assert all(k == kept[0] for k in kept)
+
+
+def test_bug_neighbour_cap_tie_keeps_what_top_ranks_first() -> None:
+    """At equal scores ``top`` prefers the smaller id, so the cap must drop the larger id;
+    otherwise a list depends on ``neighbours_kept`` even when it is shorter than the cap."""
+    capped, uncapped = ItemState(), ItemState()
+    for other in "abc":
+        capped.apply(_nb("A", other, 1.0), HL, neighbours_kept=2)
+        uncapped.apply(_nb("A", other, 1.0), HL, neighbours_kept=KEPT)
+    assert capped.top(VIEWED, 2) == uncapped.top(VIEWED, 2)
+    assert sorted(capped.neighbours[VIEWED]) == ["a", "b"]
+
+
+def test_state_round_trip_through_json() -> None:
+    s = ItemState()
+    s.apply(Delta("A", 3.0, T0), HL, KEPT)
+    s.apply(_nb("A", "B:1", 1.0, T0 + 5), HL, KEPT)
+    s.apply(_nb("A", "ü", 0.5, T0 + 7, BOUGHT), HL, KEPT)
+    back = ItemState.from_dict(orjson.loads(orjson.dumps(s.to_dict())))
+    assert back == s
+
+
+def test_state_without_popularity_round_trips() -> None:
+    s = ItemState()
+    s.apply(_nb("A", "B", 1.0), HL, KEPT)
+    doc = orjson.loads(orjson.dumps(s.to_dict()))
+    assert doc["t"] is None  # -inf is not JSON
+    back = ItemState.from_dict(doc)
+    assert back.trend == decay.NEG_INF
+    assert back == s
+
+
+def test_scored_list_shows_decayed_weights() -> None:
+    s = ItemState()
+    s.apply(_nb("A", "B", 1.0, T0), HL, KEPT)
+    s.apply(_nb("A", "C", 3.0, T0 + HOUR), HL, KEPT)
+    # at T0 + 2 h: B = 1/4, C = 3/2
+    assert scored_list(s.top(VIEWED, 5), T0 + 2 * HOUR, HL) == [["C", 1.5], ["B", 0.25]]
+    # rounded to 4 decimals: 1/3 of a half-life later, 1.5 * 2**(-1/3) = 1.190550...
+    assert scored_list(s.top(VIEWED, 1), T0 + 2 * HOUR + HOUR // 3, HL) == [["C", 1.1906]]

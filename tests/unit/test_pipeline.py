@@ -1,0 +1,262 @@
+"""The whole dataflow in one process: events in, published lists out (list in, list out)."""
+
+from __future__ import annotations
+
+import random
+from typing import Any
+
+import pytest
+
+from schemas.events import CatalogItem, Interaction
+from streams.pipeline import LocalPipeline
+from streams.settings import Settings, load_settings
+from streams.user_state import BOUGHT, VIEWED
+
+T0 = 1_700_000_000_000
+SEC = 1000
+# A half-life of ~3 years: over the seconds this scenario spans decay is below 1e-7, so the
+# published weights are the plain sums of the hand computation below.
+SLOW = 1e8
+
+CATALOG = [
+    CatalogItem("P1", T0 - 10 * SEC, "Phone 1", "phones", price=500.0),
+    CatalogItem("P2", T0 - 10 * SEC, "Phone 2", "phones", price=600.0),
+    CatalogItem("C1", T0 - 10 * SEC, "Case 1", "accessories", price=10.0),
+    CatalogItem("C2", T0 - 10 * SEC, "Case 2", "accessories", price=12.0, in_stock=False),
+    CatalogItem("C3", T0 - 10 * SEC, "Case 3", "accessories", price=15.0),
+    CatalogItem("H1", T0 - 10 * SEC, "Headphones", "audio", price=80.0),
+]
+
+
+def _ev(n: int, type_: str, user: str, item: str) -> Interaction:
+    return Interaction(f"e{n}", type_, user, item, T0 + n * SEC)
+
+
+EVENTS = [
+    _ev(0, "view", "u2", "P1"),
+    _ev(1, "view", "u2", "C2"),  # out of stock: may anchor, must never be recommended
+    _ev(2, "view", "u2", "C3"),
+    _ev(3, "purchase", "u2", "C3"),
+    _ev(4, "click", "u2", "H1"),
+    _ev(5, "view", "u1", "P1"),
+    _ev(6, "view", "u1", "P2"),
+    _ev(7, "add_to_cart", "u1", "C1"),
+]
+ITEMS = ["P1", "P2", "C1", "C2", "C3", "H1"]
+
+
+def _settings(**kw: Any) -> Settings:
+    return load_settings(env={}, **kw)
+
+
+def _run(partitions: int, events: list[Any] | None = None, **kw: Any) -> LocalPipeline:
+    pipe = LocalPipeline(_settings(partitions=partitions, **kw))
+    pipe.apply_all([*CATALOG, *EVENTS] if events is None else events)
+    return pipe
+
+
+def _recs(pipe: LocalPipeline, user: str) -> list[tuple[str, Any, str]]:
+    return [(r.item_id, r.score, r.reason) for r in pipe.recommend(user)]
+
+
+@pytest.fixture(params=[1, 4], ids=["1-partition", "4-partitions"])
+def pipe(request: pytest.FixtureRequest) -> LocalPipeline:
+    return _run(request.param, half_life_s=SLOW)
+
+
+# Deltas by hand (see test_user_state for the weights):
+#   e1 view C2:      viewed P1<->C2
+#   e2 view C3:      viewed P1<->C3, C2<->C3
+#   e3 purchase C3:  bought P1+=C3 (1.0 * anchor 0.5), C2+=C3 (0.5)
+#   e4 click H1:     viewed P1<->H1, C2<->H1 (C3 is a purchase now: no co-view)
+#   e6 view P2:      viewed P1<->P2
+#   e7 cart C1:      bought P1+=C1 (0.5 * 0.5 = 0.25), P2+=C1 (0.25)
+# Equal weights rank the newer pair first (event-time decay); C2 is filtered out.
+
+
+def test_also_viewed_lists(pipe: LocalPipeline) -> None:
+    assert pipe.item_list(VIEWED, "P1") == [["P2", 1.0], ["H1", 1.0], ["C3", 1.0]]
+    assert pipe.item_list(VIEWED, "C2") == [["H1", 1.0], ["C3", 1.0], ["P1", 1.0]]
+    assert pipe.item_list(VIEWED, "C3") == [["P1", 1.0]]  # C2 (same time, same weight) hidden
+    assert pipe.item_list(VIEWED, "H1") == [["P1", 1.0]]
+    assert pipe.item_list(VIEWED, "P2") == [["P1", 1.0]]
+    assert pipe.item_list(VIEWED, "C1") == []
+
+
+def test_also_bought_lists(pipe: LocalPipeline) -> None:
+    assert pipe.item_list(BOUGHT, "P1") == [["C3", 0.5], ["C1", 0.25]]
+    assert pipe.item_list(BOUGHT, "C2") == [["C3", 0.5]]
+    assert pipe.item_list(BOUGHT, "P2") == [["C1", 0.25]]
+    for item in ("C1", "C3", "H1"):
+        assert pipe.item_list(BOUGHT, item) == []
+
+
+def test_trending_and_popular_lists(pipe: LocalPipeline) -> None:
+    # interest: view/click 1, cart 3, purchase 5.  P1 = 1 + 1, C3 = 1 + 5, C2 hidden
+    assert pipe.trending() == [["C3", 6.0], ["C1", 3.0], ["P1", 2.0], ["P2", 1.0], ["H1", 1.0]]
+    assert pipe.trending(kind="p") == [
+        ["C3", 6.0],
+        ["C1", 3.0],
+        ["P1", 2.0],
+        ["H1", 1.0],
+        ["P2", 1.0],  # ties by id
+    ]
+    assert pipe.trending("phones") == [["P1", 2.0], ["P2", 1.0]]
+    assert pipe.trending("accessories") == [["C3", 6.0], ["C1", 3.0]]
+    assert pipe.trending("audio") == [["H1", 1.0]]
+    assert pipe.trending("toys") == []
+
+
+def test_user_list_u1(pipe: LocalPipeline) -> None:
+    # recent C1, P2, P1 (recency 1, 0.8, 0.64); all three are excluded as seen.
+    # C3: bought P1 0.64 * 0.5/0.5 = 0.64, viewed P1 0.64 * 0.6 = 0.384,
+    #     accessories 0.15 * 6/6 = 0.15, trending 0.05 * 6/6 = 0.05        -> 1.224, b:P1
+    # H1: viewed P1 0.384, trending 0.05 * 1/6                           -> 0.39233, v:P1
+    assert _recs(pipe, "u1") == [
+        ("C3", pytest.approx(1.224), "b:P1"),
+        ("H1", pytest.approx(0.384 + 0.05 / 6), "v:P1"),
+    ]
+
+
+def test_user_list_u2(pipe: LocalPipeline) -> None:
+    # recent H1, C3, C2, P1 (recency 1, 0.8, 0.64, 0.512); C3 purchased; all excluded.
+    # P2: viewed P1 0.512 * 0.6 = 0.3072, phones 0.15 * 1/2, trending 0.05 * 1/6 -> 0.39053
+    # C1: bought P1 0.512 * 0.25/0.5 = 0.256, accessories 0.15 * 3/6, trending 0.05 * 3/6
+    #                                                                          -> 0.356
+    assert _recs(pipe, "u2") == [
+        ("P2", pytest.approx(0.3072 + 0.075 + 0.05 / 6), "v:P1"),
+        ("C1", pytest.approx(0.356), "b:P1"),
+    ]
+    assert [r.to_list() for r in pipe.recommend("u2")] == [
+        ["P2", 0.3905, "v:P1"],
+        ["C1", 0.356, "b:P1"],
+    ]
+
+
+def test_unknown_user_gets_an_empty_list(pipe: LocalPipeline) -> None:
+    assert pipe.recommend("nobody") == []
+
+
+def test_out_of_stock_item_never_appears(pipe: LocalPipeline) -> None:
+    published: list[Any] = [pipe.trending(), pipe.trending(kind="p")]
+    published += [pipe.trending(c) for c in ("phones", "accessories", "audio")]
+    published += [pipe.item_list(rel, i) for rel in (BOUGHT, VIEWED) for i in ITEMS]
+    published += [[[r.item_id] for r in pipe.recommend(u)] for u in ("u1", "u2")]
+    assert all(entry[0] != "C2" for lst in published for entry in lst)
+
+
+def test_restocking_brings_the_item_back() -> None:
+    pipe = _run(1, half_life_s=SLOW)
+    pipe.apply_catalog(CatalogItem("C2", T0 + 100 * SEC, "Case 2", "accessories"))
+    assert pipe.item_list(VIEWED, "P1") == [["P2", 1.0], ["H1", 1.0], ["C3", 1.0], ["C2", 1.0]]
+
+
+def test_late_catalog_record_does_not_undo_a_newer_one() -> None:
+    pipe = _run(1, half_life_s=SLOW)
+    pipe.apply_catalog(CatalogItem("C2", T0 - 20 * SEC, "old", "accessories"))  # older
+    assert pipe.catalog["C2"]["in_stock"] is False
+
+
+def test_duplicate_events_change_nothing() -> None:
+    once = _run(4, half_life_s=SLOW)
+    twice = _run(4, [*CATALOG, *EVENTS, *EVENTS], half_life_s=SLOW)
+    for user in ("u1", "u2"):
+        assert twice.recommend(user) == once.recommend(user)
+    assert twice.trending(kind="p") == once.trending(kind="p")
+
+
+# --- determinism ---------------------------------------------------------------------
+
+
+def _stream(seed: int, n_events: int = 600) -> list[CatalogItem | Interaction]:
+    rnd = random.Random(seed)
+    items = [f"i{j}" for j in range(40)]
+    cats = ["a", "b", "c", "d:e"]
+    out: list[CatalogItem | Interaction] = [
+        CatalogItem(
+            i,
+            T0,
+            category=rnd.choice(cats),
+            in_stock=rnd.random() > 0.1,
+            deleted=rnd.random() < 0.05,
+        )
+        for i in items
+    ]
+    types = ["view"] * 6 + ["click"] * 3 + ["add_to_cart", "remove_from_cart", "purchase"]
+    ts = T0
+    for n in range(n_events):
+        ts += rnd.randint(0, 90_000)  # up to 90 s apart: spans ~7 hours
+        late = rnd.random() < 0.1
+        out.append(
+            Interaction(
+                f"e{n}" if rnd.random() > 0.03 else f"e{n - 1}",  # a few duplicate sends
+                rnd.choice(types),
+                f"user:{rnd.randint(0, 14)}",
+                rnd.choice(items),
+                ts - (rnd.randint(0, 600_000) if late else 0),
+            )
+        )
+    return out
+
+
+def _published(pipe: LocalPipeline, stream: list[Any]) -> dict[str, Any]:
+    users = sorted({e.user_id for e in stream if isinstance(e, Interaction)})
+    items = sorted({e.item_id for e in stream})
+    return {
+        "users": {u: [r.to_list() for r in pipe.recommend(u)] for u in users},
+        "items": {(rel, i): pipe.item_list(rel, i) for rel in (BOUGHT, VIEWED) for i in items},
+        "trending": {
+            (c, k): pipe.trending(c, k) for c in ("", "a", "b", "c", "d:e") for k in ("t", "p")
+        },
+    }
+
+
+def test_same_events_give_identical_lists() -> None:
+    stream = _stream(seed=7)
+    a = LocalPipeline(_settings(partitions=4))
+    b = LocalPipeline(_settings(partitions=4))
+    a.apply_all(stream)
+    b.apply_all(list(stream))
+    pa, pb = _published(a, stream), _published(b, stream)
+    assert pa == pb
+    assert sum(len(v) for v in pa["users"].values()) > 50  # the stream is not trivial
+
+
+def _without_scores(published: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "users": {
+            u: [(i, reason) for i, _, reason in lst] for u, lst in published["users"].items()
+        },
+        "items": {k: [i for i, _ in lst] for k, lst in published["items"].items()},
+    }
+
+
+def _scores(published: dict[str, Any]) -> list[float]:
+    users = [s for lst in published["users"].values() for _, s, _ in lst]
+    return users + [s for lst in published["items"].values() for _, s in lst]
+
+
+@pytest.mark.parametrize("half_life_s", [SLOW, 3 * 86_400.0], ids=["slow-decay", "3-days"])
+def test_partition_count_does_not_change_the_lists(half_life_s: float) -> None:
+    """Ids, order and reasons are the same for 1 and 4 partitions. Published weights may
+    differ in the last digit: an item partition decays its lists to its own latest event
+    time, which depends on which items share the partition."""
+    stream = _stream(seed=11)
+    one = LocalPipeline(_settings(partitions=1, half_life_s=half_life_s))
+    four = LocalPipeline(_settings(partitions=4, half_life_s=half_life_s))
+    one.apply_all(stream)
+    four.apply_all(stream)
+    p1, p4 = _published(one, stream), _published(four, stream)
+    assert p1["trending"] == p4["trending"]  # merged lists decay to the global time
+    assert _without_scores(p1) == _without_scores(p4)
+    assert _scores(p1) == pytest.approx(_scores(p4), rel=1e-3)
+
+
+def test_bug_partition_count_changes_popular_list_on_ties() -> None:
+    """Items a and c are equally popular; the published top-1 must be "a" (ties by id, as
+    ``merge`` orders them) whether they share a partition or not."""
+    cat = [CatalogItem("a", T0), CatalogItem("c", T0)]
+    events = [*cat, _ev(0, "view", "u1", "a"), _ev(1, "view", "u2", "c")]
+    for partitions in (1, 4):  # with 4 partitions a and c live on different partitions
+        pipe = _run(partitions, events, trending_size=1)
+        assert pipe.trending(kind="p") == [["a", 1.0]], f"{partitions} partition(s)"
