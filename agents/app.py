@@ -9,6 +9,7 @@ worker, so the unacknowledged batch is processed again after a restart.
 from __future__ import annotations
 
 import logging
+import os
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
@@ -36,6 +37,7 @@ from streams.topics import (
 )
 
 log = logging.getLogger(__name__)
+EXIT_HANDLER_FAILED = 70  # EX_SOFTWARE: a supervisor should restart the worker
 
 
 @dataclass
@@ -59,6 +61,7 @@ def _faust_app(settings: Settings) -> faust.App:
         settings.app_id,
         broker=brokers,
         store="memory://",
+        datadir=str(settings.state_dir / "faust"),
         topic_partitions=settings.partitions,
         topic_allow_declare=False,  # every topic is created up front from the registry
         topic_disable_leader=True,
@@ -68,21 +71,26 @@ def _faust_app(settings: Settings) -> faust.App:
         broker_rebalance_timeout=settings.session_timeout_s,
         broker_commit_interval=1.0,
         producer_linger=0.005,
-        producer_max_batch_size=1 << 20,
+        producer_max_batch_size=1 if settings.single_record_batches else 1 << 20,
         web_enabled=settings.web_port > 0,
         web_port=settings.web_port or 6066,
         stream_wait_empty=False,
+        # No standby copies: a worker's tables hold exactly the partitions it owns, so a
+        # refresh recomputes each user once; a new owner recovers from the changelog.
+        table_standby_replicas=0,
     )
 
 
 def _raw_topic(app: faust.App, name: str) -> faust.TopicT:
-    return app.topic(name, key_type=bytes, value_type=bytes,
-                     key_serializer="raw", value_serializer="raw")
+    return app.topic(
+        name, key_type=bytes, value_type=bytes, key_serializer="raw", value_serializer="raw"
+    )
 
 
 def build_app(settings: Settings) -> Runtime:
     """Wire topics, tables, handlers and agents of one version."""
     codecs.register()
+    (settings.state_dir / "faust").mkdir(parents=True, exist_ok=True)
     app = _faust_app(settings)
     topics = build_topics(settings)
     n = settings.partitions
@@ -90,7 +98,13 @@ def build_app(settings: Settings) -> Runtime:
     def table(name: str, value: str, partitions: int = n, glob: bool = False) -> Any:
         factory = app.GlobalTable if glob else app.Table
         schema = faust.Schema(key_serializer=codecs.STR, value_serializer=value)
-        return factory(name, schema=schema, partitions=partitions)
+        t = factory(name, schema=schema, partitions=partitions)
+        # Faust derives a table's own serializers from key_type/value_type, not from the
+        # schema, and registering the table already built its changelog topic with them.
+        # Set ours and drop that topic: it is rebuilt on first use, before recovery starts.
+        t.key_serializer, t.value_serializer = codecs.STR, value
+        t._changelog_topic = None
+        return t
 
     users = table(TABLE_USERS, codecs.USER_STATE)
     items = table(TABLE_ITEMS, codecs.ITEM_STATE)
@@ -99,7 +113,9 @@ def build_app(settings: Settings) -> Runtime:
     partials = table(TABLE_TRENDING, codecs.ORJSON, partitions=1)
 
     publisher = Publisher(connect(settings.redis_url), settings)
-    dead_letters = DeadLetters(app, {s.name: s.dead_letter for s in topics.sources() if s.dead_letter})
+    dead_letters = DeadLetters(
+        app, {s.name: s.dead_letter for s in topics.sources() if s.dead_letter}
+    )
     user_lists = UserLists(publisher, settings, catalog.get)
     item_deltas = _raw_topic(app, topics.item_deltas.name)
     trending_topic = _raw_topic(app, topics.trending_partials.name)
@@ -110,19 +126,37 @@ def build_app(settings: Settings) -> Runtime:
         ingest=IngestInteractions(settings, users, item_deltas, dead_letters, user_lists),
         items=AggregateItems(settings, items, parts, catalog, trending_topic, publisher),
         catalog=IngestCatalog(settings, catalog, dead_letters, publisher),
-        trending=MergeTrending(settings, partials, publisher),
+        trending=MergeTrending(settings, partials, catalog, publisher),
         dead_letters=dead_letters,
         user_lists=user_lists,
     )
     within = settings.batch_within_s
     size = settings.batch_size
-    _batch_agent(app, _raw_topic(app, topics.interactions.name), "ingest_interactions",
-                 rt.ingest.handle, size, within)
+    _batch_agent(
+        app,
+        _raw_topic(app, topics.interactions.name),
+        "ingest_interactions",
+        rt.ingest.handle,
+        size,
+        within,
+    )
     _batch_agent(app, item_deltas, "aggregate_items", rt.items.handle, 64, within)
-    _batch_agent(app, _raw_topic(app, topics.catalog.name), "ingest_catalog",
-                 _each(rt.catalog.handle), size, within)
-    _batch_agent(app, trending_topic, "merge_trending",
-                 _each(lambda ev: rt.trending.handle(ev.message.value)), 256, within)
+    _batch_agent(
+        app,
+        _raw_topic(app, topics.catalog.name),
+        "ingest_catalog",
+        _each(rt.catalog.handle),
+        size,
+        within,
+    )
+    _batch_agent(
+        app,
+        trending_topic,
+        "merge_trending",
+        _each(lambda ev: rt.trending.handle(ev.message.value)),
+        256,
+        within,
+    )
 
     @app.timer(settings.flush_interval_s)
     async def settle_user_lists() -> None:
@@ -155,20 +189,26 @@ def _batch_agent(
     within: float,
 ) -> None:
     async def agent(stream: faust.StreamT) -> None:
-        async for events in stream.noack_take(size, within):
+        # take_events acknowledges a batch when the next one is requested, i.e. after
+        # handle() returned; a failing handle() never returns (see _guard).
+        async for events in stream.take_events(size, within):
             await _guard(app, name, handle, events)
-            for event in events:
-                await stream.ack(event)
 
     agent.__name__ = name
     app.agent(topic, name=name)(agent)
 
 
 async def _guard(app: faust.App, name: str, fn: Callable[..., Awaitable[Any]], *args: Any) -> Any:
-    """Run ``fn``; on failure stop the worker loudly instead of skipping the work."""
+    """Run ``fn``; on failure exit at once, so the batch is never acknowledged.
+
+    A graceful stop would run the stream's cleanup, which acknowledges the batch and
+    lets its offsets be committed: the work would be skipped, not redone. Exiting
+    hard leaves the offsets where they were; the restarted worker redoes the batch,
+    and the per-user and per-item offset checks make that redo idempotent.
+    """
     try:
         return await fn(*args)
-    except Exception as exc:
-        log.exception("%s failed; stopping the worker so the batch is redone after restart", name)
-        await app.crash(exc)
-        raise
+    except Exception:
+        log.critical("%s failed; exiting so the batch is redone after restart", name, exc_info=True)
+        logging.shutdown()
+        os._exit(EXIT_HANDLER_FAILED)

@@ -32,8 +32,9 @@ class IngestCatalog:
         try:
             item = decode_catalog(msg.value, self.settings.max_event_bytes)
             if msg.key != item.item_id.encode():
-                raise DecodeError("key_mismatch", f"message key {msg.key!r} must equal item_id",
-                                  "item_id")
+                raise DecodeError(
+                    "key_mismatch", f"message key {msg.key!r} must equal item_id", "item_id"
+                )
         except DecodeError as exc:
             await self.dead_letters.send_all([(event, exc)], AGENT)
             return
@@ -41,6 +42,6 @@ class IngestCatalog:
         if previous is not None and previous.get("ts", 0) > item.ts:
             return  # an older record arriving late must not undo a newer one
         meta = {k: v for k, v in asdict(item).items() if v is not None}
-        put(self.catalog, msg.partition, item.item_id, meta)
+        await put(self.catalog, msg.partition, item.item_id, meta)
         key = self.publisher.keys.item_meta(item.item_id)
         await self.publisher.write([(key, orjson.dumps(meta), self.settings.item_ttl_s)])

@@ -22,8 +22,9 @@ class DeadLetters:
 
     def __init__(self, app: faust.App, pairs: Mapping[str, str]) -> None:
         self._topics = {
-            source: app.topic(dlq, key_type=bytes, value_type=bytes,
-                              key_serializer="raw", value_serializer="raw")
+            source: app.topic(
+                dlq, key_type=bytes, value_type=bytes, key_serializer="raw", value_serializer="raw"
+            )
             for source, dlq in pairs.items()
         }
         self.counts: Counter[str] = Counter()

@@ -10,13 +10,14 @@ from __future__ import annotations
 import asyncio
 from collections import defaultdict
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import faust
 
+from agents.control import REFRESH, control_of
 from agents.dead_letters import DeadLetters
-from agents.tables import put
+from agents.tables import put_all
 from agents.user_lists import UserLists
 from schemas.codec import decode_interaction
 from schemas.errors import DecodeError
@@ -38,6 +39,7 @@ class IngestInteractions:
     dead_letters: DeadLetters
     user_lists: UserLists
     events_in: int = 0
+    refreshed: set[bytes | None] = field(default_factory=set)
 
     async def handle(self, events: Sequence[Any]) -> None:
         """Process a batch; returns once all its effects are durable."""
@@ -45,8 +47,13 @@ class IngestInteractions:
         touched: dict[str, tuple[int, UserState]] = {}
         groups: dict[int, list[Group]] = defaultdict(list)
         n = self.settings.partitions
+        refresh = False
         for event in events:
             msg = event.message
+            if control_of(msg.headers) == REFRESH:
+                new = self._new_request(msg.value)
+                refresh = refresh or new
+                continue
             try:
                 ev = decode_interaction(msg.value, self.settings.max_event_bytes)
                 _check_key(msg.key, ev.user_id)
@@ -64,15 +71,25 @@ class IngestInteractions:
                 groups[p].append((msg.partition, msg.offset, ds))
         self.events_in += len(events)
         await self.dead_letters.send_all(rejected, AGENT)
-        for uid, (partition, state) in touched.items():
-            put(self.users, partition, uid, state)
+        # Deltas before user state: if the worker dies in between, the user's events are
+        # applied again after restart and the item side drops the repeated deltas.
         sends = [
             await self.item_deltas.send(key=str(p).encode(), value=encode_groups(g), partition=p)
             for p, g in groups.items()
         ]
         await asyncio.gather(*sends)
+        await put_all((self.users, p, uid, state) for uid, (p, state) in touched.items())
         if touched:
             await self.user_lists.publish({u: s for u, (_, s) in touched.items()})
+        if refresh:
+            await self.user_lists.refresh_all(self.users)
+
+    def _new_request(self, request: bytes | None) -> bool:
+        """A request reaches every partition; a worker with several acts on it once."""
+        if request in self.refreshed:
+            return False
+        self.refreshed.add(request)
+        return True
 
 
 def _check_key(key: bytes | None, user_id: str) -> None:

@@ -12,11 +12,10 @@ import faust
 import orjson
 
 from agents.publisher import Publisher, Write
-from agents.tables import put
-from streams import trending
+from agents.tables import put_all
 from streams.item_side import BatchResult, PartitionState, apply_groups, decode_groups
-from streams.item_state import ItemState, scored_list
-from streams.recommend import item_list
+from streams.item_state import ItemState
+from streams.recommend import item_list, trending_list
 from streams.serving import encode_list
 from streams.settings import Settings
 from streams.trending import Partial
@@ -47,43 +46,49 @@ class AggregateItems:
         s = self.settings
         for event in events:
             p = event.message.partition
-            part = states.get(p) or self.parts.get(str(p)) or PartitionState(Partial(s.trending_size))
+            part = (
+                states.get(p) or self.parts.get(str(p)) or PartitionState(Partial(s.trending_size))
+            )
             states[p] = part
             by_part[p] = apply_groups(
-                decode_groups(event.message.value), part, self._item, self._category,
-                s.half_life_s, s.neighbours_kept, by_part.get(p),
+                decode_groups(event.message.value),
+                part,
+                self._item,
+                self._category,
+                s.half_life_s,
+                s.neighbours_kept,
+                by_part.get(p),
             )
         writes: list[Write] = []
         sends = []
         for p, result in by_part.items():
             part = states[p]
-            for item, state in result.states.items():
-                put(self.items, p, item, state)
-            put(self.parts, p, str(p), part)
-            writes.extend(self._item_lists(result, part.max_ts))
+            # Item states first: each carries its own de-duplication, so a crash between
+            # these writes leaves nothing counted twice and nothing lost on replay.
+            await put_all((self.items, p, item, st) for item, st in result.states.items())
+            await put_all([(self.parts, p, str(p), part)])
+            writes.extend(self._item_lists(result))
             if result.categories:
                 payload = {"p": p, "t": part.max_ts, "c": part.partial.export(result.categories)}
-                sends.append(await self.trending_partials.send(
-                    key=str(p).encode(), value=orjson.dumps(payload), partition=0))
+                sends.append(
+                    await self.trending_partials.send(
+                        key=str(p).encode(), value=orjson.dumps(payload), partition=0
+                    )
+                )
         await self.publisher.write(writes)
         await asyncio.gather(*sends)
 
-    def _item_lists(self, result: BatchResult, now_ts: int) -> list[Write]:
+    def _item_lists(self, result: BatchResult) -> list[Write]:
         s = self.settings
         now = int(time.time() * 1000)
-        return [
-            (
-                self.publisher.keys.item(rel, item),
-                encode_list(
-                    item_list(result.states[item], rel, self.catalog.get, s.item_list_size,
-                              now_ts, s.half_life_s),
-                    now, now_ts,
-                ),
-                s.item_ttl_s,
-            )
-            for item, relations in result.relations.items()
-            for rel in sorted(relations)
-        ]
+        writes: list[Write] = []
+        for item, relations in result.relations.items():
+            state = result.states[item]
+            for rel in sorted(relations):
+                lst = item_list(state, rel, self.catalog.get, s.item_list_size, s.half_life_s)
+                value = encode_list(lst, now, state.last_ts)
+                writes.append((self.publisher.keys.item(rel, item), value, s.item_ttl_s))
+        return writes
 
 
 @dataclass
@@ -92,6 +97,7 @@ class MergeTrending:
 
     settings: Settings
     partials: Any  # faust Table[str, dict]: "<partition>/<category>" -> {"t": [...], "p": [...]}
+    catalog: Any  # faust GlobalTable[str, dict]
     publisher: Publisher
     max_ts: int = 0
 
@@ -100,18 +106,21 @@ class MergeTrending:
         msg = orjson.loads(raw)
         p, cats = msg["p"], msg["c"]
         self.max_ts = max(self.max_ts, msg["t"])
-        for cat, lists in cats.items():
-            put(self.partials, 0, f"{p}/{cat}", lists)
+        await put_all((self.partials, 0, f"{p}/{cat}", lists) for cat, lists in cats.items())
         s = self.settings
         now = int(time.time() * 1000)
         keys = self.publisher.keys
         writes: list[Write] = []
         for cat in sorted(cats):
-            found = {q: {cat: v} for q in range(s.partitions) if (v := self.partials.get(f"{q}/{cat}"))}
-            top_t = trending.merge_category(found, cat, "t", s.trending_size)
-            top_p = trending.merge_category(found, cat, "p", s.trending_size)
-            t_list = scored_list(top_t, self.max_ts, s.half_life_s)
-            p_list = [[i, round(c, 4)] for i, c in top_p]
+            found = {
+                q: {cat: v} for q in range(s.partitions) if (v := self.partials.get(f"{q}/{cat}"))
+            }
+            t_list, p_list = (
+                trending_list(
+                    found, cat, kind, s.trending_size, self.catalog.get, self.max_ts, s.half_life_s
+                )
+                for kind in ("t", "p")
+            )
             writes.append((keys.trending(cat), encode_list(t_list, now, self.max_ts), s.item_ttl_s))
             writes.append((keys.popular(cat), encode_list(p_list, now, self.max_ts), s.item_ttl_s))
         await self.publisher.write(writes)

@@ -17,27 +17,67 @@ def input_topics(settings: Settings) -> list[TopicSpec]:
     return [t.interactions, t.catalog, t.item_deltas, t.trending_partials]
 
 
-def consumer_lag(bootstrap: str, group: str, topics: Iterable[TopicSpec],
-                 timeout: float = 10.0) -> dict[str, int]:
-    """Messages not yet committed by ``group``, per topic."""
-    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": group,
-                         "enable.auto.commit": False})
+def log_ends(
+    consumer: Consumer,
+    highs: dict[tuple[str, int], int],
+    quiet_s: float = 0.2,
+    limit_s: float = 2.0,
+) -> dict[tuple[str, int], int]:
+    """True end offsets, given the broker's high watermarks ``highs``.
+
+    Some brokers (Tansu) report the high watermark as the base offset of the last record
+    batch + 1, with the rest of that batch beyond it. Fetching from ``high - 1`` returns
+    the whole last batch and so the true end. On a broker that reports the true end this
+    costs one short fetch and changes nothing.
+    """
+    ends = dict(highs)
+    probe = [TopicPartition(t, p, h - 1) for (t, p), h in highs.items() if h > 0]
+    if not probe:
+        return ends
+    consumer.assign(probe)
+    deadline = time.monotonic() + limit_s
+    while time.monotonic() < deadline:
+        records = consumer.consume(num_messages=10_000, timeout=quiet_s)
+        if not records:
+            break
+        for m in records:
+            if m.error() is None:
+                key = (m.topic(), m.partition())
+                ends[key] = max(ends[key], m.offset() + 1)
+    consumer.unassign()
+    return ends
+
+
+def consumer_lag(
+    bootstrap: str, group: str, topics: Iterable[TopicSpec], timeout: float = 10.0
+) -> dict[str, int]:
+    """Messages not yet processed (committed) by ``group``, per topic."""
+    consumer = Consumer(
+        {"bootstrap.servers": bootstrap, "group.id": group, "enable.auto.commit": False}
+    )
     try:
         tps = [TopicPartition(t.name, p) for t in topics for p in range(t.partitions)]
-        committed = consumer.committed(tps, timeout=timeout)
+        done: dict[tuple[str, int], int] = {}
+        highs: dict[tuple[str, int], int] = {}
+        for tp in consumer.committed(tps, timeout=timeout):
+            low, high = consumer.get_watermark_offsets(tp, timeout=timeout)
+            key = (tp.topic, tp.partition)
+            done[key] = tp.offset if tp.offset >= 0 else low
+            highs[key] = high
+        # Only a partition that looks caught up needs its true end checked.
+        suspect = {k: h for k, h in highs.items() if done[k] >= h - 1}
+        ends = {**highs, **log_ends(consumer, suspect)}
         lag: dict[str, int] = {}
-        for tp in committed:
-            low, high = consumer.get_watermark_offsets(
-                TopicPartition(tp.topic, tp.partition), timeout=timeout)
-            done = tp.offset if tp.offset >= 0 else low
-            lag[tp.topic] = lag.get(tp.topic, 0) + max(0, high - done)
+        for (topic, _), end in ends.items():
+            lag[topic] = lag.get(topic, 0) + max(0, end - done[(topic, _)])
         return lag
     finally:
         consumer.close()
 
 
-def wait_caught_up(settings: Settings, timeout: float, poll_s: float = 1.0,
-                   on_poll: object = None) -> dict[str, int]:
+def wait_caught_up(
+    settings: Settings, timeout: float, poll_s: float = 0.5, on_poll: object = None
+) -> dict[str, int]:
     """Block until the version's lag is zero on every input topic twice in a row."""
     deadline = time.monotonic() + timeout
     zero_seen = 0

@@ -8,10 +8,24 @@ after a restart or rebalance hands the state to the right worker.
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Iterable
 from typing import Any
 
 
-def put(table: Any, partition: int, key: str, value: Any) -> None:
-    """Set ``table[key] = value`` and log it to changelog ``partition``."""
+def put(table: Any, partition: int, key: str, value: Any) -> Any:
+    """Set ``table[key] = value`` and log it to changelog ``partition``.
+
+    Returns the changelog send's future. Await it before acknowledging the input:
+    Faust's own table writes are fire-and-forget, and an offset committed before its
+    state reached the changelog loses that state on restart.
+    """
     table.data[key] = value
-    table.send_changelog(partition, key, value)
+    return table.send_changelog(partition, key, value)
+
+
+async def put_all(writes: Iterable[tuple[Any, int, str, Any]]) -> None:
+    """Apply ``(table, partition, key, value)`` writes and wait until all are durable."""
+    futures = [put(*w) for w in writes]
+    if futures:
+        await asyncio.gather(*futures)

@@ -9,11 +9,12 @@ from __future__ import annotations
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Mapping
+from typing import Any
 
 import orjson
 
 from agents.publisher import Publisher, Write
-from streams.blending import BlendWeights
+from streams.blending import DEFAULT_WEIGHTS, BlendWeights
 from streams.recommend import Catalog, Lists, plan, recommend
 from streams.serving import encode_user
 from streams.settings import Settings
@@ -28,7 +29,7 @@ class UserLists:
         publisher: Publisher,
         settings: Settings,
         catalog: Catalog,
-        weights: BlendWeights = BlendWeights(),
+        weights: BlendWeights = DEFAULT_WEIGHTS,
     ) -> None:
         self.publisher = publisher
         self.settings = settings
@@ -65,7 +66,11 @@ class UserLists:
         return {
             uid: encode_user(
                 recommend(state, plans[uid], lists, self.catalog, s.list_size, self.weights),
-                plans[uid].anchors, s.version, s.variant, now, state.last_ts,
+                plans[uid].anchors,
+                s.version,
+                s.variant,
+                now,
+                state.last_ts,
             )
             for uid, state in users.items()
         }
@@ -98,9 +103,20 @@ class UserLists:
         await self._write(changed)
         return len(changed)
 
+    async def refresh_all(self, users: Any, chunk: int = 500) -> int:
+        """Recompute the list of every user this worker holds, ``chunk`` at a time."""
+        uids = list(users.data.keys())
+        for start in range(0, len(uids), chunk):
+            part = uids[start : start + chunk]
+            states = {u: s for u in part if (s := users.get(u)) is not None}
+            await self._write(await self.build(states))
+        return len(uids)
+
     async def _write(self, records: Mapping[str, bytes]) -> None:
         ttl = self.settings.user_ttl_s
-        writes: Iterable[Write] = ((self.publisher.keys.user(u), r, ttl) for u, r in records.items())
+        writes: Iterable[Write] = (
+            (self.publisher.keys.user(u), r, ttl) for u, r in records.items()
+        )
         await self.publisher.write(list(writes))
 
 

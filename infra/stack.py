@@ -87,6 +87,9 @@ def _start(
     return {
         "kafka_bootstrap": broker.address,
         "redis_url": redis.address if redis else settings.redis_url,
+        # Tansu reports a partition's high watermark as the last *batch's* base offset + 1;
+        # workers must then write one record per batch (see Settings.single_record_batches).
+        "single_record_batches": "true",
         "pids": {"broker": broker.pid, "redis": redis.pid if redis else None},
         "binaries": {"broker": broker.binary, "redis": redis.binary if redis else None},
         "logs": {"broker": str(broker.log), "redis": str(redis.log) if redis else None},
@@ -112,6 +115,7 @@ def read_state(state_dir: Path | str) -> dict[str, Any] | None:
     state = _load(Path(state_dir) / STATE_FILE)
     if state is None or not _alive(state):
         return None
+    state.setdefault("single_record_batches", "true")  # recorded by older versions too
     return state
 
 
