@@ -110,8 +110,15 @@ def worker() -> None:
 @click.option("--seed", default=0, show_default=True, help="synthetic seed")
 @click.option("--limit", type=int, help="stop after N records")
 @friendly
-def produce(path: Path | None, fmt: str | None, synthetic: int | None, users: int, items: int,
-            seed: int, limit: int | None) -> None:
+def produce(
+    path: Path | None,
+    fmt: str | None,
+    synthetic: int | None,
+    users: int,
+    items: int,
+    seed: int,
+    limit: int | None,
+) -> None:
     """Send events from a file (REES46 CSV, MovieLens dir, JSONL) or a synthetic generator."""
     from agents.producer import produce as send
     from streams.sources import read_events
@@ -156,8 +163,11 @@ def recs(user_id: str, k: int, as_json: bool) -> None:
     """A user's recommendations (user list -> recent items' lists -> trending)."""
     from agents.display import show
 
-    show(_read(lambda r: _with_items(r, r.recommendations(user_id, k))), as_json,
-         f"recommendations for user {user_id}")
+    show(
+        _read(lambda r: _with_items(r, r.recommendations(user_id, k))),
+        as_json,
+        f"recommendations for user {user_id}",
+    )
 
 
 @main.command()
@@ -170,8 +180,11 @@ def similar(item_id: str, k: int, relation: str, as_json: bool) -> None:
     """Customers who bought (or viewed) this item also bought (viewed)."""
     from agents.display import show
 
-    show(_read(lambda r: _with_items(r, r.similar(item_id, k, relation))), as_json,
-         f"also {relation} with item {item_id}")
+    show(
+        _read(lambda r: _with_items(r, r.similar(item_id, k, relation))),
+        as_json,
+        f"also {relation} with item {item_id}",
+    )
 
 
 @main.command()
@@ -183,8 +196,11 @@ def trending(category: str, k: int, as_json: bool) -> None:
     """Trending items overall or in one category."""
     from agents.display import show
 
-    show(_read(lambda r: _with_items(r, r.trending(category, k))), as_json,
-         f"trending {('in ' + category) if category else 'overall'}")
+    show(
+        _read(lambda r: _with_items(r, r.trending(category, k))),
+        as_json,
+        f"trending {('in ' + category) if category else 'overall'}",
+    )
 
 
 async def _with_items(reader: Any, pending: Any) -> Any:
@@ -213,6 +229,59 @@ def demo(data_dir: Path | None, users: int) -> None:
     from agents.demo import run_demo
 
     run_demo(load_settings(), data_dir, users)
+
+
+@main.command()
+@click.option("--version", "version", type=int, required=True, help="the new version number")
+@friendly
+def replay(version: int) -> None:
+    """Reprocess the whole log into VERSION (own group, tables and Redis namespace)."""
+    from agents.versions import replay as run_replay
+
+    run_replay(settings_from_env(version=version))
+
+
+@main.command()
+@click.argument("version", type=int)
+@click.option("--force", is_flag=True, help="promote even if the version is behind")
+@friendly
+def promote(version: int, force: bool) -> None:
+    """Point readers at VERSION atomically; the previous version's keys expire."""
+    from agents.versions import promote as run_promote
+
+    old = run_promote(settings_from_env(), version, force)
+    click.echo(f"active version: {version} (was {old})")
+
+
+@main.command()
+@friendly
+def refresh() -> None:
+    """Once the log is drained, recompute every user's list (lists become final)."""
+    from agents.control import refresh_when_drained
+
+    s = settings_from_env()
+    click.echo(f"refresh {refresh_when_drained(s, 3600)} done")
+
+
+@main.command(context_settings={"ignore_unknown_options": True, "help_option_names": []})
+@click.argument("args", nargs=-1, type=click.UNPROCESSED)
+def eval(args: tuple[str, ...]) -> None:
+    """Offline prequential evaluation (see `kapparec eval --help`)."""
+    from streams.evaluation.__main__ import main as evaluate
+
+    sys.exit(evaluate(list(args)))
+
+
+@main.command()
+@click.option("--events", default=30_000, show_default=True, help="events through the pipeline")
+@click.option("--probes", default=200, show_default=True, help="freshness probes")
+@click.option("--out", type=click.Path(path_type=Path), default=Path("reports"))
+@friendly
+def bench(events: int, probes: int, out: Path) -> None:
+    """Pipeline throughput vs a Faust no-op agent on the same broker, and freshness."""
+    from agents.bench import run_bench
+
+    run_bench(load_settings(), events, probes, out)
 
 
 if __name__ == "__main__":

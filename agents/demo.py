@@ -6,9 +6,6 @@ Everything it starts, it stops again, also when a step fails.
 from __future__ import annotations
 
 import asyncio
-import os
-import subprocess
-import sys
 import time
 from collections import Counter
 from collections.abc import Iterator
@@ -25,7 +22,7 @@ from agents.producer import produce
 from agents.publisher import connect
 from agents.reader import Reader
 from infra import stack
-from infra.processes import log_tail, terminate
+from infra.workers import WorkerProcess
 from schemas.errors import KapparecError
 from schemas.events import ADD_TO_CART, PURCHASE, Interaction
 from streams.settings import Settings, load_settings, mask_url
@@ -64,24 +61,6 @@ class Tally:
         return ranked[:n]
 
 
-def _start_worker(settings: Settings, log: Path) -> subprocess.Popen[bytes]:
-    env = dict(os.environ)
-    env.update({
-        "KAPPAREC_KAFKA_BOOTSTRAP": settings.kafka_bootstrap,
-        "KAPPAREC_REDIS_URL": settings.redis_url,
-    })
-    with log.open("ab") as out:
-        return subprocess.Popen(
-            [sys.executable, "-m", "agents.cli", "worker"], env=env, stdout=out, stderr=out,
-        )
-
-
-def _stop_worker(proc: subprocess.Popen[bytes]) -> None:
-    if proc.poll() is None:
-        terminate(proc.pid, grace_s=15.0)
-        proc.wait(timeout=5)
-
-
 def _step(text: str) -> None:
     click.secho(f"==> {text}", bold=True)
 
@@ -97,15 +76,16 @@ def run_demo(base: Settings, data_dir: Path | None, n_users: int) -> None:
         state = stack.up(base)
         if before is None or before.get("pids") != state.get("pids"):
             cleanup.callback(lambda: (_step("stopping the embedded stack"), stack.down(base)))
-        settings = load_settings(kafka_bootstrap=state["kafka_bootstrap"],
-                                 redis_url=state["redis_url"])
+        settings = load_settings(
+            fallback=state, kafka_bootstrap=state["kafka_bootstrap"], redis_url=state["redis_url"]
+        )
         click.echo(f"    broker {settings.kafka_bootstrap}, redis {mask_url(settings.redis_url)}")
         ensure_topics(settings.kafka_bootstrap, build_topics(settings).all())
 
         log = Path(settings.state_dir) / "worker-demo.log"
         _step(f"starting a worker (log: {log})")
-        worker = _start_worker(settings, log)
-        cleanup.callback(lambda: (_step("stopping the worker"), _stop_worker(worker)))
+        worker = WorkerProcess(settings, log)
+        cleanup.callback(lambda: (_step("stopping the worker"), worker.stop()))
 
         _step(f"loading {path.name} (catalogue + events, original timestamps)")
         tally = Tally()
@@ -116,8 +96,8 @@ def run_demo(base: Settings, data_dir: Path | None, n_users: int) -> None:
         started = time.monotonic()
 
         def check(lag: dict[str, int]) -> None:
-            if worker.poll() is not None:
-                raise DemoError(f"worker exited with {worker.returncode}:\n{log_tail(log)}")
+            if not worker.alive:
+                raise DemoError(f"worker exited with {worker.proc.returncode}:\n{worker.tail()}")
             click.echo(f"    lag {sum(lag.values()):>6} messages", err=True)
 
         wait_caught_up(settings, CATCH_UP_TIMEOUT_S, poll_s=2.0, on_poll=check)
@@ -132,18 +112,25 @@ async def _show(settings: Settings, tally: Tally, n_users: int) -> None:
     try:
         for user in tally.showcase_users(n_users):
             result = await reader.recommendations(user, k=10)
-            show((result, await reader.items([r[0] for r in result.items])), False,
-                 f"\nrecommendations for user {user} ({tally.events[user]} events)")
+            show(
+                (result, await reader.items([r[0] for r in result.items])),
+                False,
+                f"\nrecommendations for user {user} ({tally.events[user]} events)",
+            )
         for item, _ in tally.bought.most_common(20):
             result = await reader.similar(item, k=10)
             if "bought" in result.sources:
                 meta = (await reader.items([item])).get(item)
-                show((result, await reader.items([r[0] for r in result.items])), False,
-                     f"\ncustomers who bought {item} ({_brief(meta)}) also bought")
+                show(
+                    (result, await reader.items([r[0] for r in result.items])),
+                    False,
+                    f"\ncustomers who bought {item} ({_brief(meta)}) also bought",
+                )
                 break
         result = await reader.trending(k=10)
-        show((result, await reader.items([r[0] for r in result.items])), False,
-             "\ntrending overall")
+        show(
+            (result, await reader.items([r[0] for r in result.items])), False, "\ntrending overall"
+        )
     finally:
         await redis.aclose()
 
@@ -152,4 +139,3 @@ def _brief(meta: dict[str, Any] | None) -> str:
     if not meta:
         return "unknown item"
     return " ".join(str(meta.get(k)) for k in ("category", "brand") if meta.get(k))
-

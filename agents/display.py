@@ -44,5 +44,7 @@ def show(found: tuple[Any, dict[str, dict[str, Any]]], as_json: bool, title: str
     if not result.items:
         click.echo("  (empty)")
     for n, (item, score, reason) in enumerate(result.items, 1):
-        click.echo(f"  {n:2d}. {item:<12} {score:>8.3f}  {describe(metas.get(item)):<48} "
-                   f"{reason_text(reason)}")
+        click.echo(
+            f"  {n:2d}. {item:<12} {score:>8.3f}  {describe(metas.get(item)):<48} "
+            f"{reason_text(reason)}"
+        )

@@ -33,7 +33,11 @@ class ReadResult:
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form (CLI ``--json``, HTTP)."""
-        out: dict[str, Any] = {"version": self.version, "sources": self.sources, "items": self.items}
+        out: dict[str, Any] = {
+            "version": self.version,
+            "sources": self.sources,
+            "items": self.items,
+        }
         if self.record is not None:
             for k in ("variant", "computed_at", "event_ts"):
                 out[k] = self.record.get(k)
@@ -82,7 +86,7 @@ class Reader:
             lists = await self.redis.mget(names)
             for name, lst in zip(names, lists, strict=True):
                 if lst is not None:
-                    rel, _, anchor = name[len(keys.prefix):].partition(":")
+                    rel, _, anchor = name[len(keys.prefix) :].partition(":")
                     reason = ("b:" if rel == BOUGHT else "v:") + anchor
                     _extend(result, orjson.loads(lst)["items"], k, seen, "recent", reason)
         if len(result.items) < k:
@@ -122,7 +126,9 @@ class Reader:
         raws = await self.redis.mget([keys.item_meta(i) for i in item_ids])
         return {i: orjson.loads(r) for i, r in zip(item_ids, raws, strict=True) if r is not None}
 
-    async def _top_up_trending(self, keys: Keys, result: ReadResult, k: int, seen: set[str]) -> None:
+    async def _top_up_trending(
+        self, keys: Keys, result: ReadResult, k: int, seen: set[str]
+    ) -> None:
         raw = await self.redis.get(keys.trending())
         if raw is not None:
             _extend(result, orjson.loads(raw)["items"], k, seen, "trending", "t")

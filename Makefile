@@ -1,0 +1,52 @@
+# kapparec — `make help` lists the targets. Everything runs in .venv, created on demand.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed-$(shell cksum < pyproject.toml | cut -d' ' -f1)
+DATA   ?= ../shared/data
+
+.DEFAULT_GOAL := help
+.PHONY: help install demo test unit integration lint bench eval up down replay
+
+help: ## list the targets
+	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  %-12s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[test,dev,eval]'
+	rm -f $(VENV)/.installed-* && touch $@
+
+install: $(STAMP) ## create .venv and install kapparec with its test/dev/eval extras
+
+demo: install ## embedded broker + Redis + worker, load the REES46 slice, show recommendations
+	KAPPAREC_DATA_DIR=$(DATA) $(BIN)/kapparec demo
+
+test: install ## the whole suite: unit tests and integration tests (real broker and Redis)
+	$(BIN)/pytest
+
+unit: install ## unit tests only (no services needed)
+	$(BIN)/pytest tests/unit
+
+integration: install ## integration tests only
+	$(BIN)/pytest tests/integration
+
+lint: install ## ruff and mypy
+	$(BIN)/ruff check .
+	$(BIN)/mypy
+
+bench: install ## pipeline throughput vs a Faust no-op agent, and freshness -> reports/
+	$(BIN)/kapparec bench
+
+eval: install ## offline prequential evaluation on MovieLens-100K -> reports/
+	$(BIN)/kapparec eval --dataset movielens --data-dir $(DATA) --out reports
+
+up: install ## start the embedded broker and Redis (prints their addresses)
+	$(BIN)/kapparec up
+
+down: install ## stop what `make up` started
+	$(BIN)/kapparec down
+
+replay: install ## reprocess the log into version V beside the live one (make replay V=2)
+	$(BIN)/kapparec replay --version $(V)
+	@echo "then: $(BIN)/kapparec promote $(V)"

@@ -1,0 +1,173 @@
+"""``kapparec bench``: the pipeline's throughput against a Faust no-op agent on the same
+broker in the same run, and freshness (event produced -> user's list in Redis)."""
+
+from __future__ import annotations
+
+import json
+import platform
+import statistics
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import click
+import orjson
+import redis
+
+from agents.admin import ensure_topics
+from agents.lag import wait_caught_up
+from agents.producer import produce
+from infra import stack
+from infra.workers import WorkerProcess
+from schemas.events import Interaction
+from streams.serving import Keys
+from streams.settings import Settings, load_settings
+from streams.sources import synthetic
+from streams.topics import TopicSpec, build_topics
+
+
+def _settings(base: Settings, state: dict[str, Any]) -> Settings:
+    ns = f"bench{uuid.uuid4().hex[:6]}"
+    return load_settings(
+        fallback=state,
+        kafka_bootstrap=state["kafka_bootstrap"],
+        redis_url=state["redis_url"],
+        namespace=ns,
+        topic_prefix=f"{ns}.",
+        state_dir=base.state_dir,
+    )
+
+
+def noop_rate(s: Settings, n: int) -> dict[str, Any]:
+    """Rate of a Faust agent that does nothing, over ``n`` copies of real events."""
+    topic = TopicSpec(f"{s.topic_prefix}noop", s.partitions, "user_id")
+    ensure_topics(s.kafka_bootstrap, [topic])
+    events = [
+        e
+        for e in synthetic(n_users=max(100, n // 20), n_items=2000, n_events=n, seed=1)
+        if isinstance(e, Interaction)
+    ]
+    from confluent_kafka import Producer
+
+    from agents.producer import producer_config
+    from schemas.codec import encode
+
+    p = Producer(producer_config(s))
+    for ev in events:
+        p.produce(topic.name, encode(ev), key=ev.user_id.encode())
+        p.poll(0)
+    p.flush(60)
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "agents.noop",
+            s.kafka_bootstrap,
+            topic.name,
+            str(len(events)),
+            "1" if s.single_record_batches else "0",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    lines = [ln[ln.index("{") :] for ln in out.stdout.splitlines() if "{" in ln]
+    if not lines:
+        raise RuntimeError(f"no-op agent failed:\n{out.stderr[-2000:]}")
+    return dict(json.loads(lines[-1]))
+
+
+def pipeline_rate(s: Settings, n: int, log: Path) -> tuple[dict[str, Any], WorkerProcess]:
+    """Events/s of the whole pipeline over ``n`` pre-loaded events (worker left running)."""
+    ensure_topics(s.kafka_bootstrap, build_topics(s).all())
+    events = list(synthetic(n_users=max(100, n // 20), n_items=2000, n_events=n, seed=2))
+    produce(s, events, progress=False)
+    r = redis.Redis.from_url(s.redis_url)
+    keys = Keys(s.namespace, s.version)
+    worker = WorkerProcess(s, log)
+    deadline = time.monotonic() + 120
+    while not r.exists(keys.meta()):  # worker joined and started
+        if not worker.alive or time.monotonic() > deadline:
+            raise RuntimeError(f"worker did not start:\n{worker.tail()}")
+        time.sleep(0.05)
+    while not r.keys(keys.prefix + "user:*"):
+        time.sleep(0.02)
+    started = time.monotonic()
+    wait_caught_up(s, 1800, poll_s=0.25)
+    elapsed = time.monotonic() - started
+    return {"events": n, "seconds": elapsed, "rate": n / elapsed}, worker
+
+
+def freshness(s: Settings, probes: int, gap_s: float = 0.05) -> dict[str, Any]:
+    """Seconds from producing a user's event to that event's list being readable in Redis."""
+    from confluent_kafka import Producer
+
+    from agents.producer import producer_config
+    from schemas.codec import encode
+
+    topic = build_topics(s).interactions.name
+    p = Producer({**producer_config(s), "linger.ms": 0})
+    r = redis.Redis.from_url(s.redis_url)
+    keys = Keys(s.namespace, s.version)
+    samples: list[float] = []
+    for i in range(probes):
+        user = f"probe-{uuid.uuid4().hex[:8]}"
+        ts = int(time.time() * 1000)
+        ev = Interaction(f"{user}-e", "view", user, f"i{i % 50}", ts)
+        sent = time.monotonic()
+        p.produce(topic, encode(ev), key=user.encode())
+        p.flush(10)
+        while True:
+            raw = r.get(keys.user(user))
+            if raw is not None and orjson.loads(raw)["event_ts"] == ts:
+                samples.append(time.monotonic() - sent)
+                break
+            if time.monotonic() - sent > 30:
+                samples.append(float("inf"))
+                break
+            time.sleep(0.002)
+        time.sleep(gap_s)
+    q = statistics.quantiles(samples, n=100)
+    return {"probes": probes, "p50_s": q[49], "p99_s": q[98], "max_s": max(samples)}
+
+
+def run_bench(base: Settings, n: int, probes: int, out: Path) -> dict[str, Any]:
+    """Run the benchmark on the embedded stack; print and write ``reports/bench-*.json``."""
+    before = stack.read_state(base.state_dir)
+    stack.up(base)
+    state = stack.read_state(base.state_dir) or {}
+    started_stack = before is None or before.get("pids") != state.get("pids")
+    s = _settings(base, state)
+    worker = None
+    try:
+        click.echo(f"no-op Faust agent over {n} events ...")
+        noop = noop_rate(s, n)
+        click.echo(f"pipeline over {n} events ...")
+        pipe, worker = pipeline_rate(s, n, Path(s.state_dir) / f"{s.namespace}-bench.log")
+        click.echo(f"freshness over {probes} probes ...")
+        fresh = freshness(s, probes)
+    finally:
+        if worker is not None:
+            worker.stop()
+        if started_stack:
+            stack.down(base)
+    report = {
+        "command": "make bench",
+        "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "machine": {"cpus": __import__("os").cpu_count(), "python": platform.python_version()},
+        "broker": "embedded (Tansu, memory)" if s.single_record_batches else s.kafka_bootstrap,
+        "partitions": s.partitions,
+        "noop_agent": noop,
+        "pipeline": pipe,
+        "pipeline_vs_noop": pipe["rate"] / noop["rate"],
+        "freshness": fresh,
+    }
+    out.mkdir(parents=True, exist_ok=True)
+    path = out / f"bench-{time.strftime('%Y%m%d-%H%M%S')}.json"
+    path.write_text(json.dumps(report, indent=2) + "\n")
+    click.echo(json.dumps(report, indent=2))
+    click.echo(f"written to {path}")
+    return report
