@@ -98,7 +98,11 @@ def build_topics(settings: Settings) -> Topics:
 
     def changelog(table: str, partitions: int) -> TopicSpec:
         return TopicSpec(
-            changelog_name(app, table), partitions, "table key", "compact", internal=True,
+            changelog_name(app, table),
+            partitions,
+            "table key",
+            "compact",
+            internal=True,
             doc=f"changelog of the {table} table",
         )
 
@@ -108,11 +112,17 @@ def build_topics(settings: Settings) -> Topics:
         catalog=source("catalog", "item_id", "compact", "item metadata, latest per item"),
         recs_out=TopicSpec(pre + "recs-out", n, "user_id", doc="every published user list"),
         item_deltas=TopicSpec(
-            f"{app}-item-deltas", n, "item partition", internal=True,
+            f"{app}-item-deltas",
+            n,
+            "item partition",
+            internal=True,
             doc="batched item-side updates, one message per item partition per ingest batch",
         ),
         trending_partials=TopicSpec(
-            f"{app}-trending-partials", 1, "item partition", internal=True,
+            f"{app}-trending-partials",
+            1,
+            "item partition",
+            internal=True,
             doc="per-partition top items, merged into global and per-category trending",
         ),
         changelogs=(
