@@ -16,8 +16,8 @@ from typing import Any
 import click
 
 from agents.admin import ensure_topics
+from agents.control import refresh_when_drained
 from agents.display import show
-from agents.lag import wait_caught_up
 from agents.producer import produce
 from agents.publisher import connect
 from agents.reader import Reader
@@ -100,8 +100,8 @@ def run_demo(base: Settings, data_dir: Path | None, n_users: int) -> None:
                 raise DemoError(f"worker exited with {worker.proc.returncode}:\n{worker.tail()}")
             click.echo(f"    lag {sum(lag.values()):>6} messages", err=True)
 
-        wait_caught_up(settings, CATCH_UP_TIMEOUT_S, poll_s=2.0, on_poll=check)
-        time.sleep(settings.settle_s + 2 * settings.flush_interval_s)
+        # drained, then every list recomputed from the final state
+        refresh_when_drained(settings, CATCH_UP_TIMEOUT_S, on_poll=check)
         click.echo(f"    caught up in {time.monotonic() - started:.1f}s")
         asyncio.run(_show(settings, tally, n_users))
 
