@@ -38,7 +38,6 @@ class IngestInteractions:
     item_deltas: faust.TopicT
     dead_letters: DeadLetters
     user_lists: UserLists
-    events_in: int = 0
     refreshed: set[bytes | None] = field(default_factory=set)
 
     async def handle(self, events: Sequence[Any]) -> None:
@@ -69,7 +68,6 @@ class IngestInteractions:
                 by_part[partition_for(d.item_id, n)].append(d)
             for p, ds in by_part.items():
                 groups[p].append((msg.partition, msg.offset, ds))
-        self.events_in += len(events)
         await self.dead_letters.send_all(rejected, AGENT)
         # Deltas before user state: if the worker dies in between, the user's events are
         # applied again after restart and the item side drops the repeated deltas.

@@ -16,7 +16,7 @@ import orjson
 from agents.publisher import Publisher, Write
 from streams.blending import DEFAULT_WEIGHTS, BlendWeights
 from streams.recommend import Catalog, Lists, plan, recommend
-from streams.serving import encode_user
+from streams.serving import encode_user, same_items
 from streams.settings import Settings
 from streams.user_state import BOUGHT, VIEWED, UserState
 
@@ -35,7 +35,7 @@ class UserLists:
         self.settings = settings
         self.catalog = catalog
         self.weights = weights
-        # user -> (wall-clock deadline, items of the last write): re-check once after
+        # user -> (wall-clock deadline, record last written): re-check once after
         # settle_s, when the item side has folded in this user's own events.
         self.settling: OrderedDict[str, tuple[float, bytes]] = OrderedDict()
 
@@ -83,7 +83,7 @@ class UserLists:
             deadline = time.monotonic() + self.settings.settle_s
             for uid, rec in records.items():
                 self.settling.pop(uid, None)
-                self.settling[uid] = (deadline, _items(rec))
+                self.settling[uid] = (deadline, rec)
 
     async def settle(self, lookup: Callable[[str], UserState | None]) -> int:
         """Rebuild users whose settle time passed; write only lists that changed."""
@@ -99,7 +99,8 @@ class UserLists:
         if not states:
             return 0
         records = await self.build(states)
-        changed = {u: r for u, r in records.items() if _items(r) != dict(due)[u]}
+        written = dict(due)
+        changed = {u: r for u, r in records.items() if not same_items(written[u], r)}
         await self._write(changed)
         return len(changed)
 
@@ -118,7 +119,3 @@ class UserLists:
             (self.publisher.keys.user(u), r, ttl) for u, r in records.items()
         )
         await self.publisher.write(list(writes))
-
-
-def _items(record: bytes) -> bytes:
-    return orjson.dumps(orjson.loads(record)["items"])

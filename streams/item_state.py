@@ -11,9 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from streams import decay
-from streams.user_state import BOUGHT, VIEWED, Delta
-
-RELATIONS = (BOUGHT, VIEWED)
+from streams.user_state import Delta
 
 
 @dataclass(slots=True)

@@ -118,6 +118,3 @@ def trending_list(
     if kind == "p":
         return [[i, round(c, 4)] for i, c in merged]
     return scored_list(merged, now_ts, half_life_s)
-
-
-RELATIONS = (BOUGHT, VIEWED)
