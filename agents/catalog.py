@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Any
 
 import orjson
@@ -12,6 +12,7 @@ from agents.publisher import Publisher
 from agents.tables import put
 from schemas.codec import decode_catalog
 from schemas.errors import DecodeError
+from streams.catalog import merge_record
 from streams.settings import Settings
 
 AGENT = "ingest_catalog"
@@ -38,10 +39,9 @@ class IngestCatalog:
         except DecodeError as exc:
             await self.dead_letters.send_all([(event, exc)], AGENT)
             return
-        previous = self.catalog.get(item.item_id)
-        if previous is not None and previous.get("ts", 0) > item.ts:
-            return  # an older record arriving late must not undo a newer one
-        meta = {k: v for k, v in asdict(item).items() if v is not None}
+        meta = merge_record(self.catalog.get(item.item_id), item)
+        if meta is None:
+            return
         await put(self.catalog, msg.partition, item.item_id, meta)
         key = self.publisher.keys.item_meta(item.item_id)
         await self.publisher.write([(key, orjson.dumps(meta), self.settings.item_ttl_s)])

@@ -68,8 +68,8 @@ def consumer_lag(
         suspect = {k: h for k, h in highs.items() if done[k] >= h - 1}
         ends = {**highs, **log_ends(consumer, suspect)}
         lag: dict[str, int] = {}
-        for (topic, _), end in ends.items():
-            lag[topic] = lag.get(topic, 0) + max(0, end - done[(topic, _)])
+        for key, end in ends.items():
+            lag[key[0]] = lag.get(key[0], 0) + max(0, end - done[key])
         return lag
     finally:
         consumer.close()

@@ -8,6 +8,7 @@ TTL and age out.
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import click
@@ -66,7 +67,7 @@ def promote(settings: Settings, version: int, force: bool = False) -> int | None
     if not r.exists(new.meta()):
         raise VersionError(f"version {version} has never run: {new.meta()} is missing")
     if not force and settings.kafka_bootstrap:
-        probe = Settings(**{**_fields(settings), "version": version})
+        probe = dataclasses.replace(settings, version=version)
         behind = sum(
             consumer_lag(settings.kafka_bootstrap, probe.app_id, input_topics(probe)).values()
         )
@@ -90,7 +91,3 @@ def _expire_version(r: redis.Redis, keys: Keys, ttl: int) -> int:
             pipe.execute()
     pipe.execute()
     return n
-
-
-def _fields(settings: Settings) -> dict[str, object]:
-    return {name: getattr(settings, name) for name in settings.__dataclass_fields__}

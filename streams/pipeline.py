@@ -10,11 +10,11 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
-from dataclasses import asdict
 from typing import Any
 
 from schemas.events import CatalogItem, Interaction
 from streams.blending import DEFAULT_WEIGHTS, BlendWeights, Rec
+from streams.catalog import merge_record
 from streams.item_side import BatchResult, Group, PartitionState, apply_groups
 from streams.item_state import ItemState
 from streams.partitioning import partition_for
@@ -38,9 +38,9 @@ class LocalPipeline:
 
     def apply_catalog(self, item: CatalogItem) -> None:
         """Record an item's metadata (a late, older record does not undo a newer one)."""
-        prev = self.catalog.get(item.item_id)
-        if prev is None or prev.get("ts", 0) <= item.ts:
-            self.catalog[item.item_id] = {k: v for k, v in asdict(item).items() if v is not None}
+        meta = merge_record(self.catalog.get(item.item_id), item)
+        if meta is not None:
+            self.catalog[item.item_id] = meta
 
     def apply(self, event: Interaction) -> None:
         """Process one interaction through user side and item side."""
