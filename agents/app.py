@@ -8,6 +8,7 @@ worker, so the unacknowledged batch is processed again after a restart.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import time
@@ -38,6 +39,7 @@ from streams.topics import (
 
 log = logging.getLogger(__name__)
 EXIT_HANDLER_FAILED = 70  # EX_SOFTWARE: a supervisor should restart the worker
+BATCH_GRACE_S = 5.0  # how long a stop waits for the batch in hand to finish
 
 
 @dataclass
@@ -190,12 +192,37 @@ def _batch_agent(
 ) -> None:
     async def agent(stream: faust.StreamT) -> None:
         # take_events acknowledges a batch when the next one is requested, i.e. after
-        # handle() returned; a failing handle() never returns (see _guard).
+        # handle() returned; a failing handle() never returns (see _guard). It also
+        # acknowledges the batch in its cleanup when the agent is cancelled (a graceful
+        # stop), so a batch must not be cut short: see _finish.
         async for events in stream.take_events(size, within):
-            await _guard(app, name, handle, events)
+            await _finish(app, name, _guard(app, name, handle, events))
 
     agent.__name__ = name
     app.agent(topic, name=name)(agent)
+
+
+async def _finish(app: faust.App, name: str, work: Awaitable[Any]) -> None:
+    """Run one batch to its end even if the agent is cancelled meanwhile.
+
+    A stop cancels the agent; the cleanup of ``take_events`` then acknowledges the batch
+    in hand, whose offsets are committed on the way out. Half a batch done (item deltas
+    sent, user state not yet written) would be lost for good. So the batch runs on,
+    shielded from the cancellation, and the cancellation goes on once it is done; if it
+    cannot finish within the shutdown grace period the worker exits hard, leaving the
+    offsets uncommitted, and the batch is redone after restart.
+    """
+    task = asyncio.ensure_future(work)
+    try:
+        await asyncio.shield(task)
+    except asyncio.CancelledError:
+        try:
+            await asyncio.wait_for(asyncio.shield(task), BATCH_GRACE_S)
+        except BaseException:
+            log.critical("%s: batch cut short by a stop; exiting so it is redone", name)
+            logging.shutdown()
+            os._exit(EXIT_HANDLER_FAILED)
+        raise
 
 
 async def _guard(app: faust.App, name: str, fn: Callable[..., Awaitable[Any]], *args: Any) -> Any:
