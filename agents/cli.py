@@ -154,8 +154,18 @@ def _read(coro_fn: Callable[..., Any], *args: Any) -> Any:
     return asyncio.run(run())
 
 
+def _id_argument(ctx: click.Context, param: click.Parameter, value: str) -> str:
+    """Refuse an id no event could carry (e.g. undecodable bytes from the shell)."""
+    from schemas.ids import ID_RULE, id_problem
+
+    problem = id_problem(value, min_len=0 if param.name == "category" else 1)
+    if problem is not None:
+        raise click.BadParameter(f"{problem}; an id is {ID_RULE}")
+    return value
+
+
 @main.command()
-@click.argument("user_id")
+@click.argument("user_id", callback=_id_argument)
 @click.option("--k", default=10, show_default=True)
 @click.option("--json", "as_json", is_flag=True, help="print the raw result as JSON")
 @friendly
@@ -171,7 +181,7 @@ def recs(user_id: str, k: int, as_json: bool) -> None:
 
 
 @main.command()
-@click.argument("item_id")
+@click.argument("item_id", callback=_id_argument)
 @click.option("--k", default=10, show_default=True)
 @click.option("--relation", type=click.Choice(["bought", "viewed"]), default="bought")
 @click.option("--json", "as_json", is_flag=True)
@@ -188,7 +198,7 @@ def similar(item_id: str, k: int, relation: str, as_json: bool) -> None:
 
 
 @main.command()
-@click.option("--category", default="")
+@click.option("--category", default="", callback=_id_argument)
 @click.option("--k", default=10, show_default=True)
 @click.option("--json", "as_json", is_flag=True)
 @friendly
