@@ -273,6 +273,51 @@ def refresh() -> None:
     click.echo(f"refresh {refresh_when_drained(s, 3600)} done")
 
 
+@main.group()
+def dlq() -> None:
+    """Dead-letter topics: send fixed records back to their source."""
+
+
+@dlq.command(name="replay")
+@click.option(
+    "--source",
+    type=click.Choice(["interactions", "impressions", "catalog"]),
+    default="interactions",
+    show_default=True,
+)
+@click.option("--reason", help="only records dead-lettered for this reason code")
+@click.option("--since", help="only records dead-lettered since: epoch ms, 30m/2h/7d ago, ISO 8601")
+@click.option("--fix", "fix_spec", help="fix-up hook package.module:function(key, value, letter)")
+@click.option("--dry-run", is_flag=True, help="read and check, send nothing")
+@click.option("--include-invalid", is_flag=True, help="send records still invalid as well")
+@friendly
+def dlq_replay(
+    source: str,
+    reason: str | None,
+    since: str | None,
+    fix_spec: str | None,
+    dry_run: bool,
+    include_invalid: bool,
+) -> None:
+    """Re-send dead-lettered records (original bytes, or as fixed by --fix) to their topic."""
+    import time
+
+    from agents.redelivery import replay_dead_letters
+    from streams.redelivery import Selection, SelectionError, load_fix, parse_since
+
+    try:
+        since_ms = parse_since(since, int(time.time() * 1000)) if since else None
+        fix = load_fix(fix_spec) if fix_spec else None
+    except SelectionError as exc:
+        raise click.UsageError(str(exc)) from None
+    summary = replay_dead_letters(
+        settings_from_env(), source, Selection(reason, since_ms), fix, dry_run, include_invalid
+    )
+    click.echo(str(summary))
+    if not summary.ok:
+        sys.exit(1)
+
+
 @main.command(context_settings={"ignore_unknown_options": True, "help_option_names": []})
 @click.argument("args", nargs=-1, type=click.UNPROCESSED)
 def eval(args: tuple[str, ...]) -> None:
