@@ -84,11 +84,14 @@ def status() -> None:
 def topics() -> None:
     """Create the registry's topics (changelogs included) and verify partition counts."""
     from agents.admin import ensure_topics
+    from streams.security import librdkafka_security
     from streams.topics import build_topics
 
     s = settings_from_env()
     require(s, "kafka_bootstrap")
-    created = ensure_topics(s.kafka_bootstrap, build_topics(s).all())
+    created = ensure_topics(
+        s.kafka_bootstrap, build_topics(s).all(), security=librdkafka_security(s)
+    )
     click.echo(f"created {len(created)} topic(s): {', '.join(created) or '-'}")
 
 
@@ -140,12 +143,13 @@ main.add_command(produce, name="load")
 def _read(coro_fn: Callable[..., Any], *args: Any) -> Any:
     from agents.publisher import connect
     from agents.reader import Reader
+    from streams.security import redis_options
 
     s = settings_from_env()
     require(s, "redis_url")
 
     async def run() -> Any:
-        redis = connect(s.redis_url, retries=2)
+        redis = connect(s.redis_url, retries=2, **redis_options(s))
         try:
             return await coro_fn(Reader(redis, s.namespace), *args)
         finally:
@@ -223,10 +227,14 @@ async def _with_items(reader: Any, pending: Any) -> Any:
 def lag() -> None:
     """Messages the configured version's workers have not processed yet, per topic."""
     from agents.lag import consumer_lag, input_topics
+    from streams.security import librdkafka_security
 
     s = settings_from_env()
     require(s, "kafka_bootstrap")
-    for topic, n in consumer_lag(s.kafka_bootstrap, s.app_id, input_topics(s)).items():
+    security = librdkafka_security(s)
+    for topic, n in consumer_lag(
+        s.kafka_bootstrap, s.app_id, input_topics(s), security=security
+    ).items():
         click.echo(f"{topic}\t{n}")
 
 

@@ -71,7 +71,8 @@ def read_dead_letters(settings: Settings, topic: str, partitions: int) -> Iterat
 
 def _client_config(settings: Settings) -> dict[str, Any]:
     config = producer_config(settings)
-    return {k: v for k, v in config.items() if k in ("bootstrap.servers", "logger")}
+    keep = ("bootstrap.servers", "logger", "security.", "sasl.", "ssl.")
+    return {k: v for k, v in config.items() if k.startswith(keep)}
 
 
 def replay_dead_letters(
