@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed-$(shell cksum < pyproject.toml | cut -d' ' -f1)
 DATA   ?= ../shared/data
 
 .DEFAULT_GOAL := help
-.PHONY: help install demo test unit integration lint bench eval up down replay
+.PHONY: help install demo test unit integration lint bench eval up down replay validate-infra
 
 help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  %-12s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -30,6 +30,9 @@ unit: install ## unit tests only (no services needed)
 
 integration: install ## integration tests only
 	$(BIN)/pytest tests/integration
+
+validate-infra: install ## validate infra/compose.yaml and infra/k8s offline (schemas + settings)
+	$(BIN)/pytest tests/unit/test_infra.py -q
 
 lint: install ## ruff and mypy
 	$(BIN)/ruff check .

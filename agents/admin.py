@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 import redis
@@ -23,6 +23,7 @@ from streams.topics import TopicSpec
 
 KAFKA_SETTING = "KAPPAREC_KAFKA_BOOTSTRAP"
 REDIS_SETTING = "KAPPAREC_REDIS_URL"
+REDIS_AUTH_SETTINGS = "KAPPAREC_REDIS_USERNAME/KAPPAREC_REDIS_PASSWORD"
 
 # librdkafka logs every failed connection attempt to stderr by default; route it through
 # logging so a probe of a closed port stays quiet unless the application wants the detail.
@@ -33,8 +34,10 @@ _kafka_log.addHandler(logging.NullHandler())
 class ServiceUnavailable(KapparecError):
     """A broker or Redis did not answer; the message names the setting that points at it."""
 
-    def __init__(self, service: str, address: str, setting: str, reason: str) -> None:
-        super().__init__(f"{service} at {address} did not answer ({reason}); check {setting}")
+    def __init__(
+        self, service: str, address: str, setting: str, reason: str, problem: str = "did not answer"
+    ) -> None:
+        super().__init__(f"{service} at {address} {problem} ({reason}); check {setting}")
         self.service = service
         self.address = address
         self.setting = setting
@@ -62,8 +65,12 @@ class TopicMismatch(TopicError):
         self.actual = actual
 
 
-def _admin(bootstrap: str) -> AdminClient:
-    config: dict[str, Any] = {"bootstrap.servers": bootstrap, "logger": _kafka_log}
+def _admin(bootstrap: str, security: Mapping[str, str] | None = None) -> AdminClient:
+    config: dict[str, Any] = {
+        "bootstrap.servers": bootstrap,
+        "logger": _kafka_log,
+        **(security or {}),
+    }
     return AdminClient(config)
 
 
@@ -79,26 +86,41 @@ def _metadata(admin: AdminClient, bootstrap: str, timeout: float) -> ClusterMeta
         raise ServiceUnavailable("Kafka", bootstrap, KAFKA_SETTING, _kafka_reason(exc)) from None
 
 
-def check_kafka(bootstrap: str, timeout: float = 5.0) -> None:
-    """Raise :class:`ServiceUnavailable` unless the broker at ``bootstrap`` answers."""
+def check_kafka(
+    bootstrap: str, timeout: float = 5.0, security: Mapping[str, str] | None = None
+) -> None:
+    """Raise :class:`ServiceUnavailable` unless the broker at ``bootstrap`` answers.
+
+    ``security`` holds librdkafka ``security.*``/``sasl.*``/``ssl.*`` options
+    (``streams.security.librdkafka_security``).
+    """
     try:
-        admin = _admin(bootstrap)
+        admin = _admin(bootstrap, security)
     except KafkaException as exc:
         raise ServiceUnavailable("Kafka", bootstrap, KAFKA_SETTING, _kafka_reason(exc)) from None
     _metadata(admin, bootstrap, timeout)
 
 
-def check_redis(url: str, timeout: float = 3.0) -> None:
-    """Raise :class:`ServiceUnavailable` unless the Redis at ``url`` answers PING."""
+def check_redis(url: str, timeout: float = 3.0, **options: Any) -> None:
+    """Raise :class:`ServiceUnavailable` unless the Redis at ``url`` answers PING.
+
+    ``options`` are ``streams.security.redis_options`` (credentials, TLS CA).
+    """
     address = mask_url(url)
     try:
-        client = redis.Redis.from_url(url, socket_connect_timeout=timeout, socket_timeout=timeout)
+        client = redis.Redis.from_url(
+            url, socket_connect_timeout=timeout, socket_timeout=timeout, **options
+        )
     except ValueError as exc:
         raise ServiceUnavailable("Redis", address, REDIS_SETTING, mask_url(str(exc))) from None
     try:
         client.ping()
     except redis.RedisError as exc:
-        raise ServiceUnavailable("Redis", address, REDIS_SETTING, mask_url(str(exc))) from None
+        reason = mask_url(str(exc))
+        if isinstance(exc, redis.AuthenticationError) or "authenticat" in reason.lower():
+            setting = f"{REDIS_SETTING} or {REDIS_AUTH_SETTINGS}"
+            raise ServiceUnavailable("Redis", address, setting, reason, "refused us") from None
+        raise ServiceUnavailable("Redis", address, REDIS_SETTING, reason) from None
     finally:
         client.close()
 
@@ -108,6 +130,7 @@ def ensure_topics(
     specs: Iterable[TopicSpec],
     timeout: float = 15.0,
     replication_factor: int = -1,
+    security: Mapping[str, str] | None = None,
 ) -> list[str]:
     """Create the missing topics of ``specs``, verify every partition count, return those created.
 
@@ -116,7 +139,7 @@ def ensure_topics(
     """
     wanted = _by_name(specs)
     deadline = time.monotonic() + timeout
-    admin = _admin(bootstrap)
+    admin = _admin(bootstrap, security)
     existing = _metadata(admin, bootstrap, timeout).topics
     missing = [spec for name, spec in wanted.items() if name not in existing]
     created = _create(admin, missing, replication_factor, timeout)
@@ -186,12 +209,17 @@ def _verify(
         time.sleep(0.1)
 
 
-def delete_topics(bootstrap: str, names: Iterable[str], timeout: float = 15.0) -> list[str]:
+def delete_topics(
+    bootstrap: str,
+    names: Iterable[str],
+    timeout: float = 15.0,
+    security: Mapping[str, str] | None = None,
+) -> list[str]:
     """Delete the named topics (absent ones are skipped); return the names deleted."""
     names = list(dict.fromkeys(names))
     if not names:
         return []
-    admin = _admin(bootstrap)
+    admin = _admin(bootstrap, security)
     futures = admin.delete_topics(names, operation_timeout=timeout, request_timeout=timeout)
     deleted = []
     for name in names:

@@ -24,8 +24,10 @@ from agents.catalog import IngestCatalog
 from agents.dead_letters import DeadLetters
 from agents.ingest import IngestInteractions
 from agents.items import AggregateItems, MergeTrending
+from agents.kafka_security import faust_credentials
 from agents.publisher import Publisher, connect
 from agents.user_lists import UserLists
+from streams.security import redis_options
 from streams.settings import Settings
 from streams.topics import (
     TABLE_CATALOG,
@@ -62,6 +64,7 @@ def _faust_app(settings: Settings) -> faust.App:
     return faust.App(
         settings.app_id,
         broker=brokers,
+        broker_credentials=faust_credentials(settings),
         store="memory://",
         datadir=str(settings.state_dir / "faust"),
         topic_partitions=settings.partitions,
@@ -114,7 +117,7 @@ def build_app(settings: Settings) -> Runtime:
     catalog = table(TABLE_CATALOG, codecs.ORJSON, glob=True)
     partials = table(TABLE_TRENDING, codecs.ORJSON, partitions=1)
 
-    publisher = Publisher(connect(settings.redis_url), settings)
+    publisher = Publisher(connect(settings.redis_url, **redis_options(settings)), settings)
     dead_letters = DeadLetters(
         app, {s.name: s.dead_letter for s in topics.sources() if s.dead_letter}
     )

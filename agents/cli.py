@@ -84,11 +84,14 @@ def status() -> None:
 def topics() -> None:
     """Create the registry's topics (changelogs included) and verify partition counts."""
     from agents.admin import ensure_topics
+    from streams.security import librdkafka_security
     from streams.topics import build_topics
 
     s = settings_from_env()
     require(s, "kafka_bootstrap")
-    created = ensure_topics(s.kafka_bootstrap, build_topics(s).all())
+    created = ensure_topics(
+        s.kafka_bootstrap, build_topics(s).all(), security=librdkafka_security(s)
+    )
     click.echo(f"created {len(created)} topic(s): {', '.join(created) or '-'}")
 
 
@@ -140,12 +143,13 @@ main.add_command(produce, name="load")
 def _read(coro_fn: Callable[..., Any], *args: Any) -> Any:
     from agents.publisher import connect
     from agents.reader import Reader
+    from streams.security import redis_options
 
     s = settings_from_env()
     require(s, "redis_url")
 
     async def run() -> Any:
-        redis = connect(s.redis_url, retries=2)
+        redis = connect(s.redis_url, retries=2, **redis_options(s))
         try:
             return await coro_fn(Reader(redis, s.namespace), *args)
         finally:
@@ -154,8 +158,18 @@ def _read(coro_fn: Callable[..., Any], *args: Any) -> Any:
     return asyncio.run(run())
 
 
+def _id_argument(ctx: click.Context, param: click.Parameter, value: str) -> str:
+    """Refuse an id no event could carry (e.g. undecodable bytes from the shell)."""
+    from schemas.ids import ID_RULE, id_problem
+
+    problem = id_problem(value, min_len=0 if param.name == "category" else 1)
+    if problem is not None:
+        raise click.BadParameter(f"{problem}; an id is {ID_RULE}")
+    return value
+
+
 @main.command()
-@click.argument("user_id")
+@click.argument("user_id", callback=_id_argument)
 @click.option("--k", default=10, show_default=True)
 @click.option("--json", "as_json", is_flag=True, help="print the raw result as JSON")
 @friendly
@@ -171,7 +185,7 @@ def recs(user_id: str, k: int, as_json: bool) -> None:
 
 
 @main.command()
-@click.argument("item_id")
+@click.argument("item_id", callback=_id_argument)
 @click.option("--k", default=10, show_default=True)
 @click.option("--relation", type=click.Choice(["bought", "viewed"]), default="bought")
 @click.option("--json", "as_json", is_flag=True)
@@ -188,7 +202,7 @@ def similar(item_id: str, k: int, relation: str, as_json: bool) -> None:
 
 
 @main.command()
-@click.option("--category", default="")
+@click.option("--category", default="", callback=_id_argument)
 @click.option("--k", default=10, show_default=True)
 @click.option("--json", "as_json", is_flag=True)
 @friendly
@@ -213,10 +227,14 @@ async def _with_items(reader: Any, pending: Any) -> Any:
 def lag() -> None:
     """Messages the configured version's workers have not processed yet, per topic."""
     from agents.lag import consumer_lag, input_topics
+    from streams.security import librdkafka_security
 
     s = settings_from_env()
     require(s, "kafka_bootstrap")
-    for topic, n in consumer_lag(s.kafka_bootstrap, s.app_id, input_topics(s)).items():
+    security = librdkafka_security(s)
+    for topic, n in consumer_lag(
+        s.kafka_bootstrap, s.app_id, input_topics(s), security=security
+    ).items():
         click.echo(f"{topic}\t{n}")
 
 
@@ -261,6 +279,51 @@ def refresh() -> None:
 
     s = settings_from_env()
     click.echo(f"refresh {refresh_when_drained(s, 3600)} done")
+
+
+@main.group()
+def dlq() -> None:
+    """Dead-letter topics: send fixed records back to their source."""
+
+
+@dlq.command(name="replay")
+@click.option(
+    "--source",
+    type=click.Choice(["interactions", "impressions", "catalog"]),
+    default="interactions",
+    show_default=True,
+)
+@click.option("--reason", help="only records dead-lettered for this reason code")
+@click.option("--since", help="only records dead-lettered since: epoch ms, 30m/2h/7d ago, ISO 8601")
+@click.option("--fix", "fix_spec", help="fix-up hook package.module:function(key, value, letter)")
+@click.option("--dry-run", is_flag=True, help="read and check, send nothing")
+@click.option("--include-invalid", is_flag=True, help="send records still invalid as well")
+@friendly
+def dlq_replay(
+    source: str,
+    reason: str | None,
+    since: str | None,
+    fix_spec: str | None,
+    dry_run: bool,
+    include_invalid: bool,
+) -> None:
+    """Re-send dead-lettered records (original bytes, or as fixed by --fix) to their topic."""
+    import time
+
+    from agents.redelivery import replay_dead_letters
+    from streams.redelivery import Selection, SelectionError, load_fix, parse_since
+
+    try:
+        since_ms = parse_since(since, int(time.time() * 1000)) if since else None
+        fix = load_fix(fix_spec) if fix_spec else None
+    except SelectionError as exc:
+        raise click.UsageError(str(exc)) from None
+    summary = replay_dead_letters(
+        settings_from_env(), source, Selection(reason, since_ms), fix, dry_run, include_invalid
+    )
+    click.echo(str(summary))
+    if not summary.ok:
+        sys.exit(1)
 
 
 @main.command(context_settings={"ignore_unknown_options": True, "help_option_names": []})

@@ -8,6 +8,19 @@ import click
 import orjson
 
 
+def safe(text: str) -> str:
+    """``text`` with every non-printable character shown as an escape, so a hostile id or
+    title cannot move the cursor, reorder the line (bidi controls) or hide itself."""
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() or c == " " else _escape(c) for c in text)
+
+
+def _escape(char: str) -> str:
+    cp = ord(char)
+    return f"\\x{cp:02x}" if cp < 0x100 else f"\\u{cp:04x}" if cp < 0x10000 else f"\\U{cp:08x}"
+
+
 def reason_text(reason: str) -> str:
     """``b:123`` -> ``bought with 123`` and so on."""
     kind, _, arg = reason.partition(":")
@@ -40,11 +53,11 @@ def show(found: tuple[Any, dict[str, dict[str, Any]]], as_json: bool, title: str
         click.echo(orjson.dumps(doc).decode())
         return
     sources = " -> ".join(result.sources) or "nothing published"
-    click.echo(f"{title}  (v{result.version}, from: {sources})")
+    click.echo(f"{safe(title)}  (v{result.version}, from: {sources})")
     if not result.items:
         click.echo("  (empty)")
     for n, (item, score, reason) in enumerate(result.items, 1):
         click.echo(
-            f"  {n:2d}. {item:<12} {score:>8.3f}  {describe(metas.get(item)):<48} "
-            f"{reason_text(reason)}"
+            f"  {n:2d}. {safe(item):<12} {score:>8.3f}  {safe(describe(metas.get(item))):<48} "
+            f"{safe(reason_text(reason))}"
         )

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 
 from confluent_kafka import Consumer, TopicPartition
 
+from streams.security import librdkafka_security
 from streams.settings import Settings
 from streams.topics import TopicSpec, build_topics
 
@@ -49,11 +50,23 @@ def log_ends(
 
 
 def consumer_lag(
-    bootstrap: str, group: str, topics: Iterable[TopicSpec], timeout: float = 10.0
+    bootstrap: str,
+    group: str,
+    topics: Iterable[TopicSpec],
+    timeout: float = 10.0,
+    security: Mapping[str, str] | None = None,
 ) -> dict[str, int]:
-    """Messages not yet processed (committed) by ``group``, per topic."""
+    """Messages not yet processed (committed) by ``group``, per topic.
+
+    ``security``: librdkafka options from ``streams.security.librdkafka_security``.
+    """
     consumer = Consumer(
-        {"bootstrap.servers": bootstrap, "group.id": group, "enable.auto.commit": False}
+        {
+            "bootstrap.servers": bootstrap,
+            "group.id": group,
+            "enable.auto.commit": False,
+            **(security or {}),
+        }
     )
     try:
         tps = [TopicPartition(t.name, p) for t in topics for p in range(t.partitions)]
@@ -83,7 +96,12 @@ def wait_caught_up(
     zero_seen = 0
     lag: dict[str, int] = {}
     while time.monotonic() < deadline:
-        lag = consumer_lag(settings.kafka_bootstrap, settings.app_id, input_topics(settings))
+        lag = consumer_lag(
+            settings.kafka_bootstrap,
+            settings.app_id,
+            input_topics(settings),
+            security=librdkafka_security(settings),
+        )
         if callable(on_poll):
             on_poll(lag)
         zero_seen = zero_seen + 1 if sum(lag.values()) == 0 else 0

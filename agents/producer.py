@@ -25,6 +25,7 @@ from agents.admin import KAFKA_SETTING, ServiceUnavailable
 from schemas.codec import encode
 from schemas.errors import KapparecError
 from schemas.events import CatalogItem, Impression, Interaction
+from streams.security import librdkafka_security
 from streams.settings import Settings, require
 from streams.sources.records import SourceError, SourceRecord
 from streams.topics import Topics, build_topics
@@ -154,6 +155,7 @@ def producer_config(
     config = {
         **BASE_CONFIG,
         "bootstrap.servers": settings.kafka_bootstrap,
+        **librdkafka_security(settings),
         "compression.type": default_compression(),
         "logger": _kafka_log,
         "error_cb": _on_client_error,

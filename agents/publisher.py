@@ -8,6 +8,7 @@ stops so the work is redone after a restart rather than silently skipped.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import redis.asyncio as aioredis
 from redis.asyncio.retry import Retry
@@ -20,10 +21,15 @@ from streams.settings import Settings
 Write = tuple[str, bytes, int]  # key, value, ttl seconds
 
 
-def connect(url: str, retries: int = 8) -> aioredis.Redis:
-    """An asyncio Redis client that retries connection errors with backoff and jitter."""
+def connect(url: str, retries: int = 8, **options: Any) -> aioredis.Redis:
+    """An asyncio Redis client that retries connection errors with backoff and jitter.
+
+    ``options`` (``streams.security.redis_options``: username, password, TLS CA) fill in
+    what the URL does not say.
+    """
     return aioredis.Redis.from_url(
         url,
+        **options,
         retry=Retry(ExponentialWithJitterBackoff(base=0.05, cap=2.0), retries),
         retry_on_error=[ConnectionError, TimeoutError],
         socket_timeout=5.0,

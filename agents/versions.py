@@ -19,6 +19,7 @@ from agents.control import request_refresh
 from agents.lag import consumer_lag, input_topics, wait_caught_up
 from infra.workers import WorkerProcess
 from schemas.errors import KapparecError
+from streams.security import librdkafka_security, redis_options
 from streams.serving import Keys
 from streams.settings import Settings, require
 
@@ -62,14 +63,19 @@ def replay(settings: Settings, timeout: float = 3600.0) -> None:
 def promote(settings: Settings, version: int, force: bool = False) -> int | None:
     """Point readers at ``version``; the previous version's keys expire after a TTL."""
     require(settings, "redis_url")
-    r = redis.Redis.from_url(settings.redis_url)
+    r = redis.Redis.from_url(settings.redis_url, **redis_options(settings))
     new = Keys(settings.namespace, version)
     if not r.exists(new.meta()):
         raise VersionError(f"version {version} has never run: {new.meta()} is missing")
     if not force and settings.kafka_bootstrap:
         probe = dataclasses.replace(settings, version=version)
         behind = sum(
-            consumer_lag(settings.kafka_bootstrap, probe.app_id, input_topics(probe)).values()
+            consumer_lag(
+                settings.kafka_bootstrap,
+                probe.app_id,
+                input_topics(probe),
+                security=librdkafka_security(settings),
+            ).values()
         )
         if behind:
             raise VersionError(f"version {version} is {behind} messages behind; wait or --force")

@@ -8,6 +8,7 @@ import faust
 
 from agents.admin import check_kafka, check_redis, ensure_topics
 from agents.app import build_app
+from streams.security import librdkafka_security, redis_options
 from streams.settings import Settings, require
 from streams.topics import build_topics
 
@@ -15,9 +16,10 @@ from streams.topics import build_topics
 def preflight(settings: Settings) -> None:
     """Fail with a message naming the setting when a service is missing or unreachable."""
     require(settings, "kafka_bootstrap", "redis_url")
-    check_kafka(settings.kafka_bootstrap)
-    check_redis(settings.redis_url)
-    ensure_topics(settings.kafka_bootstrap, build_topics(settings).all())
+    security = librdkafka_security(settings)
+    check_kafka(settings.kafka_bootstrap, security=security)
+    check_redis(settings.redis_url, **redis_options(settings))
+    ensure_topics(settings.kafka_bootstrap, build_topics(settings).all(), security=security)
 
 
 def run_worker(settings: Settings) -> None:

@@ -58,3 +58,20 @@ def encode(event: Interaction | Impression | CatalogItem) -> bytes:
 _FIELD_NAMES = {
     cls: tuple(f.name for f in fields(cls)) for cls in (Interaction, Impression, CatalogItem)
 }
+
+
+_KEYED_BY = {"interaction": "user_id", "impression": "user_id", "catalog_item": "item_id"}
+_DECODERS = {
+    "interaction": decode_interaction,
+    "impression": decode_impression,
+    "catalog_item": decode_catalog,
+}
+
+
+def check_record(kind: str, key: bytes | None, value: bytes | None, max_bytes: int) -> None:
+    """Raise the :class:`DecodeError` ingest would give a ``kind`` record (key rule included)."""
+    event = _DECODERS[kind](value, max_bytes)
+    field = _KEYED_BY[kind]
+    ident: str = getattr(event, field)
+    if key != ident.encode():
+        raise DecodeError("key_mismatch", f"message key {key!r} must equal {field}", field)

@@ -107,7 +107,7 @@ CATALOG_ITEM = Schema(
         Field("item_id", "id", True, "the item; also the Kafka message key"),
         _TS,
         Field("title", "str", doc="display title", max_len=512),
-        Field("category", "str", doc="dotted category path, e.g. electronics.smartphone"),
+        Field("category", "label", doc="dotted category path, e.g. electronics.smartphone"),
         Field("brand", "str", doc="brand name"),
         Field("price", "number", doc="current price", minimum=0),
         Field("in_stock", "bool", doc="false hides the item from lists (default true)"),

@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from schemas.errors import DecodeError
+from schemas.ids import FORBIDDEN_PATTERN, ID_RULE, MAX_ID_LEN, id_problem
 
-# Identifiers are opaque strings; control characters are refused so that an id can
-# never break a log line, a CSV export or a Redis key.
-_ID_RE = re.compile(r"[^\x00-\x1f\x7f]{1,256}")
 MAX_TS_MS = 2**53 - 1
 
 
@@ -20,7 +17,9 @@ class Field:
     """One field of an event: its JSON type, whether it is required, and its limits."""
 
     name: str
-    kind: str  # "id", "str", "int", "ts", "number", "bool", "object", "id_list"
+    # "id", "label" (an id that may be empty), "str", "int", "ts", "number", "bool",
+    # "object", "id_list"
+    kind: str
     required: bool = False
     doc: str = ""
     enum: tuple[str, ...] = ()
@@ -36,7 +35,7 @@ class Field:
     def json_schema(self) -> dict[str, Any]:
         """This field as a JSON Schema property."""
         schema: dict[str, Any] = dict(_JSON_TYPES[self.kind])
-        if self.kind in ("id", "str"):
+        if self.kind in ("id", "label", "str"):
             schema["maxLength"] = self.max_len
         if self.enum:
             schema["enum"] = list(self.enum)
@@ -60,10 +59,19 @@ def _wrong(field: Field, expected: str, value: Any) -> DecodeError:
 def _check_id(field: Field, value: Any) -> str:
     if not isinstance(value, str):
         raise _wrong(field, "a string id", value)
-    if not _ID_RE.fullmatch(value):
-        raise DecodeError(
-            "bad_value", "id must be 1-256 characters without control characters", field.name
-        )
+    problem = id_problem(value)
+    if problem is not None:
+        raise DecodeError("bad_value", f"id {problem}; an id is {ID_RULE}", field.name)
+    return value
+
+
+def _check_label(field: Field, value: Any) -> str:
+    # A label (category) is a key segment too, so it obeys the id rule, but may be empty.
+    if not isinstance(value, str):
+        raise _wrong(field, "a string", value)
+    problem = id_problem(value, min_len=0, max_len=field.max_len)
+    if problem is not None:
+        raise DecodeError("bad_value", f"{problem}; see the id rule", field.name)
     return value
 
 
@@ -126,6 +134,7 @@ def _check_id_list(field: Field, value: Any) -> tuple[str, ...]:
 
 _CHECKERS = {
     "id": _check_id,
+    "label": _check_label,
     "str": _check_str,
     "int": _check_int,
     "ts": _check_ts,
@@ -135,11 +144,12 @@ _CHECKERS = {
     "id_list": _check_id_list,
 }
 
-# "No control character anywhere", as the negation of an unanchored search: an anchored
-# pattern ending in `$` would accept a trailing newline in Python's `re` (jsonschema).
-_NO_CONTROL = {"not": {"type": "string", "pattern": "[\\u0000-\\u001f\\u007f]"}}
+# "No forbidden character anywhere" (schemas.ids), as the negation of an unanchored search:
+# an anchored pattern ending in `$` would accept a trailing newline in Python's `re`.
+_NO_CONTROL = {"not": {"type": "string", "pattern": FORBIDDEN_PATTERN}}
 _JSON_TYPES: dict[str, dict[str, Any]] = {
     "id": {"type": "string", "minLength": 1, **_NO_CONTROL},
+    "label": {"type": "string", **_NO_CONTROL},
     "str": {"type": "string"},
     "int": {"type": "integer"},
     "ts": {"type": "integer", "minimum": 0, "maximum": MAX_TS_MS},
@@ -148,7 +158,7 @@ _JSON_TYPES: dict[str, dict[str, Any]] = {
     "object": {"type": "object"},
     "id_list": {
         "type": "array",
-        "items": {"type": "string", "minLength": 1, "maxLength": 256, **_NO_CONTROL},
+        "items": {"type": "string", "minLength": 1, "maxLength": MAX_ID_LEN, **_NO_CONTROL},
     },
 }
 

@@ -1,8 +1,14 @@
 """The Redis key contract and the encoding of published lists (no Redis here).
 
 Keys live under a namespace per output version, ``<ns>:v<N>:``, and the pointer key
-``<ns>:active`` names the live version. An id is always the last key segment, so ids
-containing ``:`` cannot collide with other keys. Values are orjson documents.
+``<ns>:active`` names the live version. Values are orjson documents.
+
+Ids go into keys verbatim (UTF-8), always as the last segment, after a kind prefix
+(``user:``, ``bought:``, ...). No kind prefix is a prefix of another, so the key
+determines the kind and the id: :meth:`Keys.parse` is the inverse of the builders, and
+ids containing ``:``, ``*`` or look-alike characters cannot collide. Ids that could not
+be encoded (surrogates) or would break a terminal never get this far: the id rule of
+``schemas.ids`` sends them to the dead-letter topic at ingest.
 """
 
 from __future__ import annotations
@@ -17,6 +23,10 @@ from streams.blending import Rec
 from streams.user_state import BOUGHT, VIEWED
 
 RECORD_VERSION = 1
+USER, ITEM_META, TRENDING, POPULAR, META = "user", "item", "trending", "popular", "meta"
+# Every key kind after the version prefix: none is a prefix of another (tested).
+KINDS = (USER, BOUGHT, VIEWED, ITEM_META, TRENDING, POPULAR, META)
+_ALL, _CAT = "all", "cat:"
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,7 +48,7 @@ class Keys:
 
     def user(self, user_id: str) -> str:
         """The user's ranked list."""
-        return f"{self.prefix}user:{user_id}"
+        return f"{self.prefix}{USER}:{user_id}"
 
     def item(self, relation: str, item_id: str) -> str:
         """An item's neighbour list: relation is ``bought`` or ``viewed``."""
@@ -54,19 +64,41 @@ class Keys:
 
     def trending(self, category: str = "") -> str:
         """Trending items overall, or in ``category``."""
-        return f"{self.prefix}trending:" + (f"cat:{category}" if category else "all")
+        return f"{self.prefix}{TRENDING}:" + (_CAT + category if category else _ALL)
 
     def popular(self, category: str = "") -> str:
         """All-time popular items overall, or in ``category``."""
-        return f"{self.prefix}popular:" + (f"cat:{category}" if category else "all")
+        return f"{self.prefix}{POPULAR}:" + (_CAT + category if category else _ALL)
 
     def item_meta(self, item_id: str) -> str:
         """An item's catalogue record (title, category, brand, price, stock)."""
-        return f"{self.prefix}item:{item_id}"
+        return f"{self.prefix}{ITEM_META}:{item_id}"
 
     def meta(self) -> str:
         """Version metadata: when it was started, by which app id."""
-        return f"{self.prefix}meta"
+        return self.prefix + META
+
+    def parse(self, key: str) -> tuple[str, str]:
+        """``(kind, argument)`` of a key of this version: the inverse of the builders.
+
+        The argument is the id (user, item), the category (``""`` for all) of a
+        trending/popular key, or ``""`` for ``meta``. Raises ``ValueError`` for any other key.
+        """
+        if not key.startswith(self.prefix):
+            raise ValueError(f"{key!r} is not a key of {self.prefix!r}")
+        rest = key[len(self.prefix) :]
+        if rest == META:
+            return META, ""
+        kind, sep, arg = rest.partition(":")
+        if not sep or kind not in KINDS or kind == META:
+            raise ValueError(f"{key!r} has no known kind")
+        if kind in (TRENDING, POPULAR):
+            if arg == _ALL:
+                return kind, ""
+            if not arg.startswith(_CAT) or arg == _CAT:
+                raise ValueError(f"{key!r} is neither {kind}:all nor {kind}:cat:<category>")
+            return kind, arg[len(_CAT) :]
+        return kind, arg
 
 
 def encode_user(

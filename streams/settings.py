@@ -22,9 +22,17 @@ class SettingsError(ValueError):
     """A setting is missing or malformed; the message names the variable."""
 
 
+SECRET = "***"
+# Settings whose values never appear in a repr or a log line.
+SECRET_FIELDS = frozenset({"kafka_sasl_password", "kafka_ssl_key_password", "redis_password"})
+SECURITY_PROTOCOLS = ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL")
+SASL_MECHANISMS = ("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512")
+
+
 def mask_url(text: str) -> str:
     """Hide passwords of ``scheme://user:password@host`` URLs anywhere in ``text``."""
-    return re.sub(r"(//[^:/@\s]*:)[^@\s]*@", r"\1***@", text)
+    # Greedy to the last "@" of the word: a password may itself contain "@" unencoded.
+    return re.sub(r"(//[^:/@\s]*:)\S*@", r"\1" + SECRET + "@", text)
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,6 +75,18 @@ class Settings:
     web_port: int = 0
     session_timeout_s: float = 10.0
     log_level: str = "warning"
+    # security: Kafka (SASL and/or TLS) for every Kafka client, Redis AUTH and TLS
+    kafka_security_protocol: str = "PLAINTEXT"
+    kafka_sasl_mechanism: str = "PLAIN"
+    kafka_sasl_username: str = ""
+    kafka_sasl_password: str = field(default="", repr=False)
+    kafka_ssl_cafile: str = ""
+    kafka_ssl_certfile: str = ""
+    kafka_ssl_keyfile: str = ""
+    kafka_ssl_key_password: str = field(default="", repr=False)
+    redis_username: str = ""
+    redis_password: str = field(default="", repr=False)
+    redis_ssl_cafile: str = ""
 
     @property
     def app_id(self) -> str:
@@ -79,6 +99,8 @@ class Settings:
             value = getattr(self, f.name)
             if f.name in ("redis_url", "kafka_bootstrap"):
                 value = mask_url(str(value))
+            elif f.name in SECRET_FIELDS and value:
+                value = SECRET
             fields.append(f"{f.name}={value!r}")
         return f"Settings({', '.join(fields)})"
 
@@ -133,6 +155,16 @@ def _bool(raw: str) -> bool:
     raise ValueError("must be true or false")
 
 
+def _choice(*allowed: str) -> Callable[[str], str]:
+    def parse(raw: str) -> str:
+        value = raw.strip().upper()
+        if value not in allowed:
+            raise ValueError(f"must be one of {', '.join(allowed)}")
+        return value
+
+    return parse
+
+
 def _level(raw: str) -> str:
     if raw.lower() not in ("debug", "info", "warning", "error"):
         raise ValueError("must be one of debug, info, warning, error")
@@ -168,6 +200,17 @@ _PARSERS: dict[str, Callable[[str], Any]] = {
     "web_port": _non_negative_int,
     "session_timeout_s": _positive_float,
     "log_level": _level,
+    "kafka_security_protocol": _choice(*SECURITY_PROTOCOLS),
+    "kafka_sasl_mechanism": _choice(*SASL_MECHANISMS),
+    "kafka_sasl_username": str,
+    "kafka_sasl_password": str,
+    "kafka_ssl_cafile": str,
+    "kafka_ssl_certfile": str,
+    "kafka_ssl_keyfile": str,
+    "kafka_ssl_key_password": str,
+    "redis_username": str,
+    "redis_password": str,
+    "redis_ssl_cafile": str,
 }
 
 
@@ -205,7 +248,37 @@ def load_settings(
     if unknown:
         raise SettingsError(f"unknown setting(s): {', '.join(unknown)}")
     values.update(overrides)
-    return Settings(**values)
+    settings = Settings(**values)
+    check_security(settings)
+    return settings
+
+
+def check_security(settings: Settings) -> None:
+    """Refuse security settings that contradict each other, naming the variables.
+
+    A credential that would be silently ignored (a SASL password with PLAINTEXT, a CA
+    file without TLS) is an error: the operator believes the connection is protected.
+    """
+    protocol = settings.kafka_security_protocol
+    proto_var = env_name("kafka_security_protocol")
+    sasl = protocol.startswith("SASL_")
+    tls = protocol in ("SSL", "SASL_SSL")
+    for name in ("kafka_sasl_username", "kafka_sasl_password"):
+        if sasl and not getattr(settings, name):
+            raise SettingsError(f"{env_name(name)} is required with {proto_var}={protocol}")
+        if not sasl and getattr(settings, name):
+            raise SettingsError(f"{env_name(name)} is set but {proto_var}={protocol} ignores it")
+    for name in ("kafka_ssl_cafile", "kafka_ssl_certfile", "kafka_ssl_keyfile"):
+        if not tls and getattr(settings, name):
+            raise SettingsError(f"{env_name(name)} is set but {proto_var}={protocol} ignores it")
+    if settings.kafka_ssl_keyfile and not settings.kafka_ssl_certfile:
+        raise SettingsError(
+            f"{env_name('kafka_ssl_keyfile')} needs {env_name('kafka_ssl_certfile')}"
+        )
+    if settings.redis_ssl_cafile and not settings.redis_url.startswith("rediss://"):
+        raise SettingsError(
+            f"{env_name('redis_ssl_cafile')} is set but {env_name('redis_url')} is not rediss://"
+        )
 
 
 def to_env(settings: Settings) -> dict[str, str]:

@@ -4,16 +4,26 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from schemas.ids import is_valid_id
 from streams.blending import Rec
-from streams.serving import RECORD_VERSION, Keys, decode, encode_list, encode_user, same_items
+from streams.serving import (
+    KINDS,
+    RECORD_VERSION,
+    Keys,
+    decode,
+    encode_list,
+    encode_user,
+    same_items,
+)
 
 PROPERTY = settings(max_examples=500, deadline=None, database=None, derandomize=True)
 KEYS = Keys("kapparec", 3)
 
-KINDS: dict[str, Callable[[Keys, str], str]] = {
+BUILDERS: dict[str, Callable[[Keys, str], str]] = {
     "user": Keys.user,
     "bought": Keys.bought,
     "viewed": Keys.viewed,
@@ -78,12 +88,12 @@ _ids = st.lists(
 
 
 @PROPERTY
-@given(st.sampled_from(sorted(KINDS)), _ids, st.sampled_from(sorted(KINDS)), _ids)
+@given(st.sampled_from(sorted(BUILDERS)), _ids, st.sampled_from(sorted(BUILDERS)), _ids)
 def test_keys_are_equal_only_for_the_same_kind_and_id(k1: str, id1: str, k2: str, id2: str) -> None:
-    same = KINDS[k1](KEYS, id1) == KINDS[k2](KEYS, id2)
+    same = BUILDERS[k1](KEYS, id1) == BUILDERS[k2](KEYS, id2)
     # trending() and popular() treat "" as "all categories": still one key per argument
     assert same == ((k1, id1) == (k2, id2))
-    assert KINDS[k1](KEYS, id1).startswith(KEYS.prefix)
+    assert BUILDERS[k1](KEYS, id1).startswith(KEYS.prefix)
 
 
 def test_encode_user_round_trip() -> None:
@@ -119,3 +129,94 @@ def test_same_items_ignores_timestamps() -> None:
     u1 = encode_user([Rec("x", 1.0, "t")], ["a"], 1, "A", 1, 1)
     assert same_items(u1, encode_user([Rec("x", 1.0, "t")], ["a"], 1, "A", 5, 5))
     assert not same_items(u1, encode_user([Rec("x", 1.0, "t:")], ["a"], 1, "A", 1, 1))
+
+
+# --- hostile ids: the key is an injective function of (kind, id) -----------------------
+
+_hostile_chars = st.one_of(
+    st.sampled_from([":", "*", "?", "[", "]", "\\", "/", " ", "all", "cat:", "user:", "meta"]),
+    # look-alikes and normal forms: Latin a, Cyrillic a, Latin alpha, e + combining acute, é,
+    # sharp s and "ss", fullwidth s, dotted capital I and i + combining dot, an emoji
+    st.sampled_from(
+        [
+            "a",
+            "\u0430",
+            "\u0251",
+            "e\u0301",
+            "\u00e9",
+            "\u00df",
+            "ss",
+            "\uff53",
+            "\u0130",
+            "i\u0307",
+            "\U0001f600",
+        ]
+    ),
+    st.characters(),
+)
+HOSTILE_IDS = st.lists(_hostile_chars, min_size=1, max_size=12).map("".join).filter(is_valid_id)
+ID_KINDS = {
+    "user": Keys.user,
+    "bought": Keys.bought,
+    "viewed": Keys.viewed,
+    "item": Keys.item_meta,
+    "trending": Keys.trending,
+    "popular": Keys.popular,
+}
+
+
+@PROPERTY
+@given(st.sampled_from(sorted(ID_KINDS)), HOSTILE_IDS)
+def test_parse_inverts_every_key(kind: str, ident: str) -> None:
+    key = ID_KINDS[kind](KEYS, ident)
+    assert KEYS.parse(key) == (kind, ident)
+    # Redis sees bytes: the UTF-8 form must exist and decode back to the same key
+    assert key.encode("utf-8").decode("utf-8") == key
+
+
+@PROPERTY
+@given(
+    st.sampled_from(sorted(ID_KINDS)),
+    HOSTILE_IDS,
+    st.sampled_from(sorted(ID_KINDS)),
+    HOSTILE_IDS,
+    st.integers(1, 12),
+    st.integers(1, 12),
+)
+def test_distinct_kind_id_version_give_distinct_key_bytes(
+    k1: str, id1: str, k2: str, id2: str, v1: int, v2: int
+) -> None:
+    a = ID_KINDS[k1](Keys("kapparec", v1), id1).encode()
+    b = ID_KINDS[k2](Keys("kapparec", v2), id2).encode()
+    assert (a == b) == ((k1, id1, v1) == (k2, id2, v2))
+
+
+def test_kind_prefixes_are_prefix_free() -> None:
+    heads = [k if k == "meta" else k + ":" for k in KINDS]
+    for a in heads:
+        for b in heads:
+            assert a == b or not b.startswith(a)
+
+
+@pytest.mark.parametrize(
+    "key",
+    [
+        "other:v3:user:u",
+        "kapparec:v3:",
+        "kapparec:v3:user",
+        "kapparec:v3:nope:x",
+        "kapparec:v3:meta:x",
+        "kapparec:v3:trending:cat:",
+        "kapparec:v3:trending:x",
+        "kapparec:active",
+    ],
+)
+def test_parse_refuses_foreign_keys(key: str) -> None:
+    with pytest.raises(ValueError):
+        KEYS.parse(key)
+
+
+def test_parse_meta_and_all() -> None:
+    assert KEYS.parse(KEYS.meta()) == ("meta", "")
+    assert KEYS.parse(KEYS.trending()) == ("trending", "")
+    assert KEYS.parse(KEYS.popular("cat:x")) == ("popular", "cat:x")

@@ -1,0 +1,119 @@
+"""Ten thousand hostile payloads through the real ingest: all dead-lettered, worker unharmed."""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import redis
+from confluent_kafka import Consumer, Producer, TopicPartition
+
+from agents.admin import ensure_topics
+from agents.producer import produce, producer_config
+from infra.workers import WorkerProcess
+from schemas.dead_letter import DeadLetter
+from schemas.events import Interaction
+from streams.serving import Keys
+from streams.settings import Settings
+from streams.topics import build_topics
+from tests.integration.hostile import Payload, expected_reason, hostile_payloads
+from tests.integration.test_pipeline import drain
+
+HOSTILE = 10_000
+OVERSIZED = 100
+T0 = 1_570_000_000_000
+
+
+@pytest.fixture
+def settings(make_settings: Callable[..., Settings], namespace: str) -> Settings:
+    """Large ingest batches, topics of their own."""
+    s = make_settings(topic_prefix=f"{namespace}.", settle_s=1.0, batch_within_s=0.05)
+    ensure_topics(s.kafka_bootstrap, build_topics(s).all())
+    return s
+
+
+@pytest.fixture
+def worker(settings: Settings, tmp_path: Path) -> Iterator[WorkerProcess]:
+    """One worker process, stopped at the end."""
+    w = WorkerProcess(settings, tmp_path / "worker.log")
+    yield w
+    w.stop(grace_s=10.0)
+
+
+def produce_bulk(settings: Settings, topic: str, payloads: list[Payload]) -> None:
+    """Send raw (key, value) pairs as fast as the client allows; every one must be delivered."""
+    producer = Producer(producer_config(settings))
+    failed: list[str] = []
+
+    def on_delivery(err: Any, _msg: Any) -> None:
+        if err is not None:
+            failed.append(str(err))
+
+    for key, value in payloads:
+        while True:
+            try:
+                producer.produce(topic, value, key, on_delivery=on_delivery)
+                break
+            except BufferError:
+                producer.poll(0.05)
+        producer.poll(0)
+    assert producer.flush(120) == 0, "not all hostile payloads were delivered"
+    assert not failed, failed[:3]
+
+
+def read_all(settings: Settings, topic: str, expected: int, timeout: float = 120.0) -> list[Any]:
+    """Every record of ``topic`` (all partitions, from the start), until ``expected`` arrived."""
+    consumer = Consumer(
+        {"bootstrap.servers": settings.kafka_bootstrap, "group.id": "t-dlq-read"}
+        | {"enable.auto.commit": False}
+    )
+    try:
+        consumer.assign([TopicPartition(topic, p, 0) for p in range(settings.partitions)])
+        out: list[Any] = []
+        deadline = time.monotonic() + timeout
+        while len(out) < expected and time.monotonic() < deadline:
+            out += [m for m in consumer.consume(5_000, timeout=0.5) if m.error() is None]
+        # a short extra wait: more than expected would be a defect too
+        out += [m for m in consumer.consume(5_000, timeout=1.0) if m.error() is None]
+        return out
+    finally:
+        consumer.close()
+
+
+def test_hostile_payloads_all_reach_dead_letter(settings: Settings, worker: WorkerProcess) -> None:
+    """Every hostile payload is dead-lettered with the contract's reason; a good one follows."""
+    payloads = hostile_payloads(HOSTILE, OVERSIZED, settings.max_event_bytes)
+    want = Counter(expected_reason(p, settings.max_event_bytes) for p in payloads)
+    assert None not in want and sum(want.values()) == HOSTILE
+    topics = build_topics(settings)
+    started = time.monotonic()
+    produce_bulk(settings, topics.interactions.name, payloads)
+    good = Interaction("after-the-storm", "view", "survivor", "item-1", T0)
+    assert produce(settings, [good], progress=False).ok
+    drain(settings, worker, timeout=300)
+    elapsed = time.monotonic() - started
+
+    letters = read_all(settings, topics.interactions.dead_letter or "", HOSTILE)
+    envelopes = [DeadLetter.from_bytes(m.value()) for m in letters]
+    got = Counter(e.reason for e in envelopes)
+    print(f"\n{HOSTILE} hostile payloads dead-lettered in {elapsed:.1f}s; by reason: {dict(got)}")
+    assert got == want
+    # each record once, with its exact original bytes and key
+    assert Counter((e.key, e.original) for e in envelopes) == Counter(payloads)
+    assert all(e.error and e.source_topic == topics.interactions.name for e in envelopes)
+    assert worker.alive, worker.tail()
+
+    keys = Keys(settings.namespace, settings.version)
+    r = redis.Redis.from_url(settings.redis_url)
+    try:
+        assert r.get(keys.user("survivor")) is not None, "the good event was not processed"
+        # nothing a hostile payload carried reached the serving copy
+        assert {k.decode() for k in r.scan_iter(match=keys.prefix + "user:*")} == {
+            keys.user("survivor")
+        }
+    finally:
+        r.close()
