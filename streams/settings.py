@@ -67,6 +67,11 @@ class Settings:
     web_port: int = 0
     session_timeout_s: float = 10.0
     log_level: str = "warning"
+    # HTTP read API and dashboard (``kapparec serve``)
+    http_host: str = "127.0.0.1"
+    http_port: int = 8080
+    http_processes: int = 2
+    metrics_flush_s: float = 1.0
 
     @property
     def app_id(self) -> str:
@@ -124,6 +129,19 @@ def _redis_url(raw: str) -> str:
     return raw
 
 
+def _host(raw: str) -> str:
+    if not re.fullmatch(r"[A-Za-z0-9.:\-\[\]]{1,253}", raw):
+        raise ValueError("must be a host name or an IP address")
+    return raw
+
+
+def _port(raw: str) -> int:
+    value = int(raw)
+    if not 1 <= value <= 65_535:
+        raise ValueError("must be a TCP port, 1-65535")
+    return value
+
+
 def _bool(raw: str) -> bool:
     value = raw.strip().lower()
     if value in ("1", "true", "yes", "on"):
@@ -168,6 +186,10 @@ _PARSERS: dict[str, Callable[[str], Any]] = {
     "web_port": _non_negative_int,
     "session_timeout_s": _positive_float,
     "log_level": _level,
+    "http_host": _host,
+    "http_port": _port,
+    "http_processes": _positive_int,
+    "metrics_flush_s": _positive_float,
 }
 
 
