@@ -1,8 +1,9 @@
 """Run the HTTP API: several processes share one port (SO_REUSEPORT), each on uvloop.
 
 One Python process tops out at one core, so reads scale with processes; the kernel
-spreads new connections over them. The parent only supervises: if a server process dies
-the others are stopped and the command fails, so a supervisor restarts the whole set.
+spreads new connections over their sockets. The parent only supervises: if a server
+process dies the others are stopped and the command fails, so a supervisor restarts
+the whole set.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from __future__ import annotations
 import multiprocessing
 import os
 import signal
+import socket
 import sys
 import tempfile
 from multiprocessing.connection import wait
@@ -19,22 +21,40 @@ from agents.telemetry import MULTIPROC_ENV
 from streams.settings import Settings
 
 
+def listening_socket(host: str, port: int) -> socket.socket:
+    """A listening TCP socket that other processes may bind too (SO_REUSEPORT)."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    sock.bind((host.strip("[]"), port))
+    sock.listen(4096)
+    return sock
+
+
+def uvicorn_config(settings: Settings) -> object:
+    """uvicorn settings: httptools parser, uvloop, no access log (a line per read costs more)."""
+    import uvicorn
+
+    from agents.http_api import HttpApi
+
+    return uvicorn.Config(
+        HttpApi(settings),
+        loop="uvloop",
+        http="httptools",
+        lifespan="on",
+        access_log=False,
+        log_level=settings.log_level,
+        backlog=4096,
+    )
+
+
 def serve_one(settings: Settings) -> None:
     """Serve in this process until SIGINT/SIGTERM."""
-    import uvloop
-    from aiohttp import web
+    import uvicorn
 
-    from agents.http_api import build_http_app
-
-    web.run_app(
-        build_http_app(settings),
-        host=settings.http_host,
-        port=settings.http_port,
-        reuse_port=True,
-        access_log=None,  # a log line per read would cost more than the read
-        print=None,
-        loop=uvloop.new_event_loop(),
-    )
+    server = uvicorn.Server(uvicorn_config(settings))  # type: ignore[arg-type]
+    server.run(sockets=[listening_socket(settings.http_host, settings.http_port)])
 
 
 def serve(settings: Settings) -> int:

@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 from collections.abc import AsyncIterator, Iterator
-from typing import Any
+from dataclasses import dataclass
 
+import aiohttp
 import pytest
 import redis
-from aiohttp.test_utils import TestClient, TestServer
+import uvicorn
 
-from agents.http_api import build_http_app
+from agents.server import listening_socket, uvicorn_config
 from streams.settings import Settings, load_settings
 from tests.integration.conftest import unique_namespace
 
@@ -42,8 +44,31 @@ def serving_settings(redis_url: str) -> Iterator[Settings]:
             client.delete(key)
 
 
+@dataclass
+class Api:
+    """The API served by uvicorn on a loopback port, and an HTTP client session."""
+
+    base: str
+    session: aiohttp.ClientSession
+
+    def url(self, path: str) -> str:
+        """Absolute URL of ``path`` (already percent-encoded)."""
+        return self.base + path
+
+
 @pytest.fixture
-async def api(serving_settings: Settings) -> AsyncIterator[TestClient[Any, Any]]:
-    """The HTTP app on a real loopback port, against the real Redis."""
-    async with TestClient(TestServer(build_http_app(serving_settings))) as client:
-        yield client
+async def api(serving_settings: Settings) -> AsyncIterator[Api]:
+    """The HTTP app as `kapparec serve` runs it, against the real Redis."""
+    server = uvicorn.Server(uvicorn_config(serving_settings))  # type: ignore[arg-type]
+    sock = listening_socket("127.0.0.1", 0)
+    task = asyncio.create_task(server.serve(sockets=[sock]))
+    while not server.started:
+        assert not task.done(), "the server stopped during start-up"
+        await asyncio.sleep(0.01)
+    port = sock.getsockname()[1]
+    try:
+        async with aiohttp.ClientSession() as session:
+            yield Api(f"http://127.0.0.1:{port}", session)
+    finally:
+        server.should_exit = True
+        await task

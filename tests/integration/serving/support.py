@@ -8,7 +8,7 @@ from typing import Any
 import orjson
 import redis
 import redis.asyncio as aioredis
-from aiohttp.test_utils import TestClient
+import yarl
 from jsonschema import Draft202012Validator
 
 from agents.metrics import EVENTS, FRESHNESS, Recorder
@@ -124,9 +124,9 @@ def check_response(path: str, status: int, content_type: str, body: bytes) -> An
     return data
 
 
-async def get(client: TestClient[Any, Any], url: str, status: int = 200) -> Any:
-    """GET ``url``, check the status and the OpenAPI description; return the body."""
-    async with client.get(url) as response:
+async def get(api: Any, path: str, status: int = 200) -> Any:
+    """GET ``path``, check the status and the OpenAPI description; return the body."""
+    async with api.session.get(yarl.URL(api.url(path), encoded=True)) as response:
         body = await response.read()
         assert response.status == status, body
         return check_response(response.url.raw_path, response.status, response.content_type, body)

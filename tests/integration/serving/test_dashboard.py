@@ -7,13 +7,12 @@ import shutil
 import struct
 import zlib
 from pathlib import Path
-from typing import Any
 
 import pytest
 import redis
-from aiohttp.test_utils import TestClient
 
 from streams.settings import Settings
+from tests.integration.serving.conftest import Api
 from tests.integration.serving.support import seed_ab_and_alerts, seed_lists, seed_worker_metrics
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -51,7 +50,7 @@ def chromium() -> Path:
 
 
 async def test_dashboard_shows_figures_ab_alerts_and_a_user(
-    api: TestClient[Any, Any], serving_settings: Settings, chromium: Path, tmp_path: Path
+    api: Api, serving_settings: Settings, chromium: Path, tmp_path: Path
 ) -> None:
     from playwright.async_api import async_playwright
 
@@ -59,7 +58,7 @@ async def test_dashboard_shows_figures_ab_alerts_and_a_user(
         seed_lists(client, serving_settings.namespace)
         seed_ab_and_alerts(client, serving_settings.namespace)
     await seed_worker_metrics(serving_settings.redis_url, serving_settings.namespace)
-    url = str(api.make_url("/dashboard"))
+    url = api.url("/dashboard")
     async with async_playwright() as pw:
         browser = await pw.chromium.launch(executable_path=str(chromium), args=["--no-sandbox"])
         page = await browser.new_page(viewport={"width": 1280, "height": 1100})
@@ -94,15 +93,13 @@ async def test_dashboard_shows_figures_ab_alerts_and_a_user(
         shutil.copyfile(shot, target)
 
 
-async def test_dashboard_empty_state(
-    api: TestClient[Any, Any], serving_settings: Settings, chromium: Path
-) -> None:
+async def test_dashboard_empty_state(api: Api, serving_settings: Settings, chromium: Path) -> None:
     from playwright.async_api import async_playwright
 
     async with async_playwright() as pw:
         browser = await pw.chromium.launch(executable_path=str(chromium), args=["--no-sandbox"])
         page = await browser.new_page()
-        await page.goto(str(api.make_url("/dashboard")))
+        await page.goto(api.url("/dashboard"))
         await page.wait_for_function(
             "document.getElementById('meta').textContent.includes('namespace')"
         )

@@ -2,18 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import pytest
 import redis
 import redis.asyncio as aioredis
-from aiohttp.test_utils import TestClient
 from openapi_spec_validator import validate
 from prometheus_client.parser import text_string_to_metric_families
 
 from agents.metrics import Recorder, read_snapshot
 from agents.reader import Reader
 from streams.settings import Settings
+from tests.integration.serving.conftest import Api
 from tests.integration.serving.support import (
     AB_REPORT,
     ALERTS,
@@ -22,8 +20,6 @@ from tests.integration.serving.support import (
     seed_lists,
     seed_worker_metrics,
 )
-
-Client = TestClient[Any, Any]
 
 
 @pytest.fixture
@@ -34,7 +30,7 @@ def seeded(serving_settings: Settings) -> Settings:
     return serving_settings
 
 
-async def test_openapi_document_is_valid(api: Client) -> None:
+async def test_openapi_document_is_valid(api: Api) -> None:
     document = await get(api, "/openapi.json")
     validate(document)
     assert {"/recommendations/{user_id}", "/items/{item_id}/also-bought", "/metrics"} <= set(
@@ -42,7 +38,7 @@ async def test_openapi_document_is_valid(api: Client) -> None:
     )
 
 
-async def test_user_list_then_recent_items_then_trending(api: Client, seeded: Settings) -> None:
+async def test_user_list_then_recent_items_then_trending(api: Api, seeded: Settings) -> None:
     body = await get(api, "/recommendations/u1?k=8")
     assert body["user_id"] == "u1"
     assert body["items"] == [
@@ -60,7 +56,7 @@ async def test_user_list_then_recent_items_then_trending(api: Client, seeded: Se
     assert len((await get(api, "/recommendations/u1?k=2"))["items"]) == 2
 
 
-async def test_same_chain_as_the_read_helper(api: Client, seeded: Settings) -> None:
+async def test_same_chain_as_the_read_helper(api: Api, seeded: Settings) -> None:
     client = aioredis.Redis.from_url(seeded.redis_url)
     try:
         reader = Reader(client, seeded.namespace)
@@ -77,7 +73,7 @@ async def test_same_chain_as_the_read_helper(api: Client, seeded: Settings) -> N
 
 
 async def test_unknown_user_with_session_items_falls_back_to_their_lists(
-    api: Client, seeded: Settings
+    api: Api, seeded: Settings
 ) -> None:
     body = await get(api, "/recommendations/new-user?k=4&recent=i1")
     assert body["items"] == [
@@ -89,14 +85,14 @@ async def test_unknown_user_with_session_items_falls_back_to_their_lists(
     assert body["sources"] == ["recent", "trending"]
 
 
-async def test_also_bought_then_also_viewed_then_trending(api: Client, seeded: Settings) -> None:
+async def test_also_bought_then_also_viewed_then_trending(api: Api, seeded: Settings) -> None:
     body = await get(api, "/items/i1/also-bought?k=5")
     assert [row[0] for row in body["items"]] == ["i2", "i5", "i6", "i8", "i10"]
     assert body["sources"] == ["bought", "viewed", "trending"]
     assert (await get(api, "/items/i1/also-viewed?k=1"))["items"] == [["i6", 1.5, "v:i1"]]
 
 
-async def test_ids_with_slashes_colons_and_unicode(api: Client, seeded: Settings) -> None:
+async def test_ids_with_slashes_colons_and_unicode(api: Api, seeded: Settings) -> None:
     body = await get(api, "/recommendations/a%2Fb:c%C3%A9?k=1")
     assert body["user_id"] == "a/b:cé"
     assert body["sources"] == ["trending"]
@@ -118,7 +114,7 @@ async def test_ids_with_slashes_colons_and_unicode(api: Client, seeded: Settings
     ],
 )
 async def test_bad_input_is_422_naming_the_parameter(
-    api: Client, seeded: Settings, url: str, parameter: str
+    api: Api, seeded: Settings, url: str, parameter: str
 ) -> None:
     body = await get(api, url, status=422)
     assert body["error"] == "invalid_parameter"
@@ -126,13 +122,13 @@ async def test_bad_input_is_422_naming_the_parameter(
     assert parameter in body["detail"]
 
 
-async def test_no_active_version_is_503(api: Client) -> None:
+async def test_no_active_version_is_503(api: Api) -> None:
     body = await get(api, "/recommendations/u1", status=503)
     assert body["error"] == "no_active_version"
     assert (await get(api, "/api/overview"))["version"] is None
 
 
-async def test_health(api: Client, seeded: Settings) -> None:
+async def test_health(api: Api, seeded: Settings) -> None:
     assert await get(api, "/health") == {"status": "ok", "version": 1}
 
 
@@ -150,7 +146,7 @@ async def test_workers_figures_are_summed_in_redis(seeded: Settings) -> None:
     assert events[("kapparec_events", "", ("1", "purchase"))] == 2
 
 
-async def test_metrics_in_prometheus_format(api: Client, seeded: Settings) -> None:
+async def test_metrics_in_prometheus_format(api: Api, seeded: Settings) -> None:
     await seed_worker_metrics(seeded.redis_url, seeded.namespace)
     with redis.Redis.from_url(seeded.redis_url) as client:
         seed_ab_and_alerts(client, seeded.namespace)
@@ -182,7 +178,7 @@ async def test_metrics_in_prometheus_format(api: Client, seeded: Settings) -> No
     assert samples[("kapparec_http_requests_total", route)] >= 1
 
 
-async def test_overview_renders_what_is_there(api: Client, seeded: Settings) -> None:
+async def test_overview_renders_what_is_there(api: Api, seeded: Settings) -> None:
     empty = await get(api, "/api/overview")
     assert (empty["ab"], empty["alerts"], empty["events"]) == (None, [], {})
     assert empty["freshness_s"]["p50"] is None
@@ -200,7 +196,7 @@ async def test_overview_renders_what_is_there(api: Client, seeded: Settings) -> 
     assert full["lag"] is None  # no broker configured
 
 
-async def test_user_explorer(api: Client, seeded: Settings) -> None:
+async def test_user_explorer(api: Api, seeded: Settings) -> None:
     body = await get(api, "/api/users/u1?k=4")
     assert body["recent"] == ["i1", "i9"]
     assert [row[2] for row in body["list"]["items"]] == ["b:i1", "v:i1", "c:shoes", "b:i1"]
@@ -208,7 +204,7 @@ async def test_user_explorer(api: Client, seeded: Settings) -> None:
     assert set(body["catalog"]) == {"i1", "i9", "i2", "i3", "i4", "i5"}
 
 
-async def test_unknown_route_is_json_404(api: Client) -> None:
-    async with api.get("/nope") as response:
+async def test_unknown_route_is_json_404(api: Api) -> None:
+    async with api.session.get(api.url("/nope")) as response:
         assert response.status == 404
         assert (await response.json())["error"] == "not_found"
