@@ -3,9 +3,10 @@
 Open loop: request ``i`` is due at ``start + i / rate`` whatever happened to earlier ones,
 and its latency is measured from that due time, not from when it was written. A stalled
 server therefore shows up as latency instead of silently lowering the offered load (the
-coordinated-omission trap of closed-loop tools). A request goes to an idle connection;
-when every connection is busy it is pipelined behind the least loaded one, so queueing
-counts too. The achieved rate is reported beside the target.
+coordinated-omission trap of closed-loop tools). Requests go to idle connections in
+turn, as a client's pool would use them; when every connection is busy a request is
+pipelined behind the least loaded one, so queueing counts too. The achieved rate is
+reported beside the target.
 """
 
 from __future__ import annotations
@@ -170,14 +171,14 @@ async def run_load(
     start = time.perf_counter()
     run.keep_after = start + warmup_s
     total = int(rate * (warmup_s + duration_s))
-    sent = pipelined = 0
+    sent = pipelined = turn = 0
     sent_at_warmup, done_at_warmup = -1, 0
     while sent < total:
         if sent_at_warmup < 0 and time.perf_counter() >= run.keep_after:
             sent_at_warmup, done_at_warmup = sent, run.completed
         due_now = min(total, int((time.perf_counter() - start) * rate) + 1)
         while sent < due_now:
-            conn = min(conns, key=lambda c: len(c.due))
+            conn, turn = _next_idle(conns, turn)
             pipelined += bool(conn.due)
             conn.due.append(start + sent / rate)
             conn.transport.write(requests[sent % len(requests)])
@@ -201,6 +202,16 @@ async def run_load(
         statuses=run.statuses,
         pipelined=pipelined,
     )
+
+
+def _next_idle(conns: Sequence[_Conn], turn: int) -> tuple[_Conn, int]:
+    """The next idle connection in turn (so all stay warm), else the least loaded one."""
+    n = len(conns)
+    for step in range(n):
+        conn = conns[(turn + step) % n]
+        if not conn.due:
+            return conn, (turn + step + 1) % n
+    return min(conns, key=lambda c: len(c.due)), turn
 
 
 def http_get(host: str, port: int, path: str) -> bytes:
