@@ -25,6 +25,7 @@ from redis.exceptions import RedisError
 from agents.openapi import spec
 from agents.publisher import connect
 from agents.reader import Reader
+from agents.redis_reads import PipelinedReads
 from agents.telemetry import HTTP_REQUESTS, HTTP_SECONDS, Telemetry
 from streams.settings import Settings
 
@@ -106,7 +107,9 @@ class HttpApi:
 
     def __init__(self, settings: Settings) -> None:
         self.redis = connect(settings.redis_url, retries=2)
-        self.reader = Reader(self.redis, settings.namespace)
+        self.reads = PipelinedReads(settings.redis_url)
+        # Reader is typed for redis-py; it only calls get and mget, which PipelinedReads has.
+        self.reader = Reader(self.reads, settings.namespace)  # type: ignore[arg-type]
         self.telemetry = Telemetry(self.redis, settings)
         self.page = resources.files("agents").joinpath("static/dashboard.html").read_bytes()
         handler = Callable[[Request], Awaitable[Response]]
@@ -179,6 +182,7 @@ class HttpApi:
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
                 await self.redis.aclose()
+                await self.reads.aclose()
                 await send({"type": "lifespan.shutdown.complete"})
                 return
 
