@@ -4,9 +4,12 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cksum < pyproject.toml | cut -d' ' -f1)
 DATA   ?= ../shared/data
+# On CI the dashboard test must run, so `make test` installs the browser there first.
+CI_BROWSER := $(if $(filter true 1 yes,$(CI)),browser)
 
 .DEFAULT_GOAL := help
-.PHONY: help install demo test unit integration lint bench eval up down replay validate-infra
+.PHONY: help install demo test unit integration lint bench eval up down replay \
+        serve browser bench-http dashboard-image validate-infra
 
 help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  %-12s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -22,13 +25,13 @@ install: $(STAMP) ## create .venv and install kapparec with its test/dev/eval ex
 demo: install ## embedded broker + Redis + worker, load the REES46 slice, show recommendations
 	KAPPAREC_DATA_DIR=$(DATA) $(BIN)/kapparec demo
 
-test: install ## the whole suite: unit tests and integration tests (real broker and Redis)
+test: install $(CI_BROWSER) ## the whole suite: unit tests and integration tests (real broker and Redis)
 	$(BIN)/pytest
 
 unit: install ## unit tests only (no services needed)
 	$(BIN)/pytest tests/unit
 
-integration: install ## integration tests only
+integration: install $(CI_BROWSER) ## integration tests only
 	$(BIN)/pytest tests/integration
 
 validate-infra: install ## validate infra/compose.yaml and infra/k8s offline (schemas + settings)
@@ -53,3 +56,19 @@ down: install ## stop what `make up` started
 replay: install ## reprocess the log into version V beside the live one (make replay V=2)
 	$(BIN)/kapparec replay --version $(V)
 	@echo "then: $(BIN)/kapparec promote $(V)"
+
+serve: install ## HTTP read API, /metrics and /dashboard (KAPPAREC_HTTP_HOST/PORT/PROCESSES)
+	$(BIN)/kapparec serve
+
+browser: ## Debian's chromium for the dashboard test (apt-get, as root; no browser download)
+	@test -x /usr/bin/chromium || { apt-get update -q && \
+	  DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium; }
+	@/usr/bin/chromium --version
+
+bench-http: install ## HTTP API and Redis GET latency, open loop at 1k and 10k req/s -> reports/
+	KAPPAREC_REDIS_URL=$${KAPPAREC_REDIS_URL:-redis://127.0.0.1:6379/15} \
+	  $(BIN)/python -m agents.http_bench --rates 1000,10000 --redis-rates 10000 --duration 20
+
+dashboard-image: install browser ## refresh docs/img/dashboard.png from the dashboard test
+	DASHBOARD_SCREENSHOT=$(CURDIR)/docs/img/dashboard.png $(BIN)/pytest -q \
+	  tests/integration/serving/test_dashboard.py -k figures

@@ -18,6 +18,7 @@ from typing import Any
 
 import faust
 import orjson
+from redis.exceptions import RedisError
 
 from agents import codecs
 from agents.catalog import IngestCatalog
@@ -25,6 +26,7 @@ from agents.dead_letters import DeadLetters
 from agents.ingest import IngestInteractions
 from agents.items import AggregateItems, MergeTrending
 from agents.kafka_security import faust_credentials
+from agents.metrics import TABLE_KEYS, WORKER
 from agents.publisher import Publisher, connect
 from agents.user_lists import UserLists
 from streams.security import redis_options
@@ -166,6 +168,18 @@ def build_app(settings: Settings) -> Runtime:
     @app.timer(settings.flush_interval_s)
     async def settle_user_lists() -> None:
         await _guard(app, "settle_user_lists", user_lists.settle, users.get)
+
+    # Worker-side figures reach the HTTP API's /metrics through Redis (see agents/metrics.py).
+    WORKER.bind(settings.namespace, settings.version, settings.worker_id)
+
+    @app.timer(settings.metrics_flush_s)
+    async def flush_metrics() -> None:
+        for name, t in ((TABLE_USERS, users), (TABLE_ITEMS, items), (TABLE_CATALOG, catalog)):
+            WORKER.gauge(TABLE_KEYS, len(t.data), name)
+        try:
+            await WORKER.flush(publisher.redis, max(10, int(settings.metrics_flush_s * 10)))
+        except RedisError as exc:  # the deltas stay pending; lists matter more than counts
+            log.warning("metrics flush failed, retrying next interval: %s", exc)
 
     @app.task
     async def announce_version() -> None:

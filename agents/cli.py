@@ -347,5 +347,23 @@ def bench(events: int, probes: int, out: Path) -> None:
     run_bench(load_settings(), events, probes, out)
 
 
+@main.command()
+@click.option("--host", help="default: KAPPAREC_HTTP_HOST")
+@click.option("--port", type=click.IntRange(1, 65_535), help="default: KAPPAREC_HTTP_PORT")
+@click.option("--processes", type=click.IntRange(min=1), help="default: KAPPAREC_HTTP_PROCESSES")
+@friendly
+def serve(host: str | None, port: int | None, processes: int | None) -> None:
+    """HTTP read API, /metrics and /dashboard (see docs/HTTP_API.md)."""
+    from agents.admin import check_redis
+    from agents.server import serve as run_server
+
+    given = {"http_host": host, "http_port": port, "http_processes": processes}
+    s = settings_from_env(**{k: v for k, v in given.items() if v is not None})
+    require(s, "redis_url")
+    check_redis(s.redis_url)
+    click.echo(f"serving http://{s.http_host}:{s.http_port} ({s.http_processes} processes)")
+    sys.exit(run_server(s))
+
+
 if __name__ == "__main__":
     main()

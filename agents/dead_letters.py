@@ -11,6 +11,7 @@ from typing import Any
 
 import faust
 
+from agents.metrics import WORKER
 from schemas.dead_letter import DeadLetter
 from schemas.errors import DecodeError
 
@@ -45,6 +46,7 @@ class DeadLetters:
             key=msg.key,
         )
         self.counts[error.code] += 1
+        WORKER.dead_letter(msg.topic, error.code)
         log.info("dead-letter %s %s[%d]@%d: %s", agent, msg.topic, msg.partition, msg.offset, error)
         return await self._topics[msg.topic].send(key=msg.key, value=letter.to_bytes())
 

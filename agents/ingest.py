@@ -17,6 +17,7 @@ import faust
 
 from agents.control import REFRESH, control_of
 from agents.dead_letters import DeadLetters
+from agents.metrics import WORKER
 from agents.tables import put_all
 from agents.user_lists import UserLists
 from schemas.codec import decode_interaction
@@ -59,6 +60,7 @@ class IngestInteractions:
             except DecodeError as exc:
                 rejected.append((event, exc))
                 continue
+            WORKER.event(ev.type)
             entry = touched.get(ev.user_id)
             state = entry[1] if entry else self.users.get(ev.user_id) or UserState()
             touched[ev.user_id] = (msg.partition, state)

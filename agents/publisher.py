@@ -7,6 +7,7 @@ stops so the work is redone after a restart rather than silently skipped.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 from typing import Any
 
@@ -15,6 +16,7 @@ from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialWithJitterBackoff
 from redis.exceptions import ConnectionError, TimeoutError
 
+from agents.metrics import PUBLISH, WORKER
 from streams.serving import Keys
 from streams.settings import Settings
 
@@ -50,10 +52,12 @@ class Publisher:
         """Set every key with its TTL in one pipelined round trip."""
         if not writes:
             return
+        start = time.perf_counter()
         async with self.redis.pipeline(transaction=False) as pipe:
             for key, value, ttl in writes:
                 pipe.set(key, value, ex=ttl)
             await pipe.execute()
+        WORKER.observe(PUBLISH, time.perf_counter() - start)
         self.writes += len(writes)
 
     async def mget(self, keys: Sequence[str]) -> list[bytes | None]:

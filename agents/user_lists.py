@@ -13,6 +13,7 @@ from typing import Any
 
 import orjson
 
+from agents.metrics import WORKER
 from agents.publisher import Publisher, Write
 from streams.blending import DEFAULT_WEIGHTS, BlendWeights
 from streams.recommend import Catalog, Lists, plan, recommend
@@ -79,6 +80,7 @@ class UserLists:
         """Build and write the lists of ``users``; each is re-checked after ``settle_s``."""
         records = await self.build(users)
         await self._write(records)
+        WORKER.freshness(s.last_ts for s in users.values())
         if self.settings.settle_s > 0:
             deadline = time.monotonic() + self.settings.settle_s
             for uid, rec in records.items():

@@ -87,6 +87,11 @@ class Settings:
     redis_username: str = ""
     redis_password: str = field(default="", repr=False)
     redis_ssl_cafile: str = ""
+    # HTTP read API and dashboard (``kapparec serve``)
+    http_host: str = "127.0.0.1"
+    http_port: int = 8080
+    http_processes: int = 2
+    metrics_flush_s: float = 1.0
 
     @property
     def app_id(self) -> str:
@@ -144,6 +149,19 @@ def _redis_url(raw: str) -> str:
     if not re.match(r"^(redis|rediss|unix)://", raw):
         raise ValueError("must start with redis://, rediss:// or unix://")
     return raw
+
+
+def _host(raw: str) -> str:
+    if not re.fullmatch(r"[A-Za-z0-9.:\-\[\]]{1,253}", raw):
+        raise ValueError("must be a host name or an IP address")
+    return raw
+
+
+def _port(raw: str) -> int:
+    value = int(raw)
+    if not 1 <= value <= 65_535:
+        raise ValueError("must be a TCP port, 1-65535")
+    return value
 
 
 def _bool(raw: str) -> bool:
@@ -211,6 +229,10 @@ _PARSERS: dict[str, Callable[[str], Any]] = {
     "redis_username": str,
     "redis_password": str,
     "redis_ssl_cafile": str,
+    "http_host": _host,
+    "http_port": _port,
+    "http_processes": _positive_int,
+    "metrics_flush_s": _positive_float,
 }
 
 

@@ -53,6 +53,12 @@ def test_values_are_parsed_to_their_types() -> None:
         ("KAPPAREC_NAMESPACE", "has space"),
         ("KAPPAREC_LOG_LEVEL", "loud"),
         ("KAPPAREC_WEB_PORT", "-5"),
+        ("KAPPAREC_HTTP_PORT", "0"),
+        ("KAPPAREC_HTTP_PORT", "70000"),
+        ("KAPPAREC_HTTP_PORT", "http"),
+        ("KAPPAREC_HTTP_HOST", "bad host"),
+        ("KAPPAREC_HTTP_PROCESSES", "0"),
+        ("KAPPAREC_METRICS_FLUSH_S", "0"),
     ],
 )
 def test_malformed_value_names_the_variable(variable: str, value: str) -> None:

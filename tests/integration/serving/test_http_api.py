@@ -1,0 +1,210 @@
+"""The HTTP read API against a real Redis: fallback chain, validation, OpenAPI, metrics."""
+
+from __future__ import annotations
+
+import pytest
+import redis
+import redis.asyncio as aioredis
+from openapi_spec_validator import validate
+from prometheus_client.parser import text_string_to_metric_families
+
+from agents.metrics import Recorder, read_snapshot
+from agents.reader import Reader
+from streams.settings import Settings
+from tests.integration.serving.conftest import Api
+from tests.integration.serving.support import (
+    AB_REPORT,
+    ALERTS,
+    get,
+    seed_ab_and_alerts,
+    seed_lists,
+    seed_worker_metrics,
+)
+
+
+@pytest.fixture
+def seeded(serving_settings: Settings) -> Settings:
+    """Lists of version 1 in the test's namespace."""
+    with redis.Redis.from_url(serving_settings.redis_url) as client:
+        seed_lists(client, serving_settings.namespace)
+    return serving_settings
+
+
+async def test_openapi_document_is_valid(api: Api) -> None:
+    document = await get(api, "/openapi.json")
+    validate(document)
+    assert {"/recommendations/{user_id}", "/items/{item_id}/also-bought", "/metrics"} <= set(
+        document["paths"]
+    )
+
+
+async def test_user_list_then_recent_items_then_trending(api: Api, seeded: Settings) -> None:
+    body = await get(api, "/recommendations/u1?k=8")
+    assert body["user_id"] == "u1"
+    assert body["items"] == [
+        ["i2", 0.9, "b:i1"],
+        ["i3", 0.7, "v:i1"],
+        ["i4", 0.2, "c:shoes"],
+        ["i5", 2.0, "b:i1"],  # i2 is listed already
+        ["i6", 1.5, "v:i1"],
+        ["i7", 1.0, "b:i9"],
+        ["i8", 9.0, "t"],  # i1 is the user's own recent item, never recommended
+        ["i10", 6.0, "t"],
+    ]
+    assert body["sources"] == ["user", "recent", "trending"]
+    assert (body["version"], body["variant"], body["event_ts"]) == (1, "B", 1_570_000_000_000)
+    assert len((await get(api, "/recommendations/u1?k=2"))["items"]) == 2
+
+
+async def test_same_chain_as_the_read_helper(api: Api, seeded: Settings) -> None:
+    client = aioredis.Redis.from_url(seeded.redis_url)
+    try:
+        reader = Reader(client, seeded.namespace)
+        for user, k, recent in (("u1", 2, []), ("new-user", 6, ["i1", "i9"]), ("nobody", 3, [])):
+            url = f"/recommendations/{user}?k={k}" + (
+                f"&recent={','.join(recent)}" if recent else ""
+            )
+            expected = (await reader.recommendations(user, k, recent)).to_dict()
+            assert await get(api, url) == {"user_id": user, **expected}
+        expected = (await reader.similar("i1", 4)).to_dict()
+        assert await get(api, "/items/i1/also-bought?k=4") == {"item_id": "i1", **expected}
+    finally:
+        await client.aclose()
+
+
+async def test_unknown_user_with_session_items_falls_back_to_their_lists(
+    api: Api, seeded: Settings
+) -> None:
+    body = await get(api, "/recommendations/new-user?k=4&recent=i1")
+    assert body["items"] == [
+        ["i2", 3.0, "b:i1"],
+        ["i5", 2.0, "b:i1"],
+        ["i6", 1.5, "v:i1"],
+        ["i8", 9.0, "t"],
+    ]
+    assert body["sources"] == ["recent", "trending"]
+
+
+async def test_also_bought_then_also_viewed_then_trending(api: Api, seeded: Settings) -> None:
+    body = await get(api, "/items/i1/also-bought?k=5")
+    assert [row[0] for row in body["items"]] == ["i2", "i5", "i6", "i8", "i10"]
+    assert body["sources"] == ["bought", "viewed", "trending"]
+    assert (await get(api, "/items/i1/also-viewed?k=1"))["items"] == [["i6", 1.5, "v:i1"]]
+
+
+async def test_ids_with_slashes_colons_and_unicode(api: Api, seeded: Settings) -> None:
+    body = await get(api, "/recommendations/a%2Fb:c%C3%A9?k=1")
+    assert body["user_id"] == "a/b:cé"
+    assert body["sources"] == ["trending"]
+
+
+@pytest.mark.parametrize(
+    ("url", "parameter"),
+    [
+        ("/recommendations/u1?k=0", "k"),
+        ("/recommendations/u1?k=101", "k"),
+        ("/recommendations/u1?k=ten", "k"),
+        ("/recommendations/u1?k=-1", "k"),
+        ("/recommendations/" + "x" * 257, "user_id"),
+        ("/recommendations/bad%01id", "user_id"),
+        ("/recommendations/u1?recent=" + ",".join(f"i{i}" for i in range(21)), "recent"),
+        ("/recommendations/u1?recent=i1,%7F", "recent"),
+        ("/items/" + "y" * 300 + "/also-bought", "item_id"),
+        ("/items/i1/also-bought?k=1000", "k"),
+    ],
+)
+async def test_bad_input_is_422_naming_the_parameter(
+    api: Api, seeded: Settings, url: str, parameter: str
+) -> None:
+    body = await get(api, url, status=422)
+    assert body["error"] == "invalid_parameter"
+    assert body["parameter"] == parameter
+    assert parameter in body["detail"]
+
+
+async def test_no_active_version_is_503(api: Api) -> None:
+    body = await get(api, "/recommendations/u1", status=503)
+    assert body["error"] == "no_active_version"
+    assert (await get(api, "/api/overview"))["version"] is None
+
+
+async def test_health(api: Api, seeded: Settings) -> None:
+    assert await get(api, "/health") == {"status": "ok", "version": 1}
+
+
+async def test_workers_figures_are_summed_in_redis(seeded: Settings) -> None:
+    await seed_worker_metrics(seeded.redis_url, seeded.namespace)
+    client = aioredis.Redis.from_url(seeded.redis_url)
+    try:
+        snap = await read_snapshot(client, seeded.namespace)
+        rec = Recorder()  # a recorder that was never bound sends nothing
+        assert await rec.flush(client) == 0
+    finally:
+        await client.aclose()
+    events = {labels: v for labels, v in snap.series.items() if labels[0] == "kapparec_events"}
+    assert events[("kapparec_events", "", ("1", "view"))] == 42
+    assert events[("kapparec_events", "", ("1", "purchase"))] == 2
+
+
+async def test_metrics_in_prometheus_format(api: Api, seeded: Settings) -> None:
+    await seed_worker_metrics(seeded.redis_url, seeded.namespace)
+    with redis.Redis.from_url(seeded.redis_url) as client:
+        seed_ab_and_alerts(client, seeded.namespace)
+    await get(api, "/recommendations/u1")
+    text = await get(api, "/metrics")
+    samples = {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for fam in text_string_to_metric_families(text)
+        for s in fam.samples
+    }
+    assert samples[("kapparec_events_total", (("type", "view"), ("version", "1")))] == 42
+    assert (
+        samples[
+            (
+                "kapparec_dead_letters_total",
+                (("reason", "not_json"), ("topic", "interactions"), ("version", "1")),
+            )
+        ]
+        == 2
+    )
+    assert samples[("kapparec_freshness_seconds_bucket", (("le", "0.5"), ("version", "1")))] == 2
+    assert samples[("kapparec_freshness_seconds_count", (("version", "1"),))] == 4
+    assert samples[("kapparec_ab_ctr", (("variant", "B"),))] == 0.05
+    assert samples[("kapparec_ab_ctr_low", (("variant", "A"),))] == 0.0366
+    assert samples[("kapparec_ab_p_value", (("method", "two-proportion z-test"),))] == 0.0003
+    assert samples[("kapparec_alerts", ())] == 2
+    assert samples[("kapparec_active_version", ())] == 1
+    route = (("route", "/recommendations/{user_id}"), ("status", "200"))
+    assert samples[("kapparec_http_requests_total", route)] >= 1
+
+
+async def test_overview_renders_what_is_there(api: Api, seeded: Settings) -> None:
+    empty = await get(api, "/api/overview")
+    assert (empty["ab"], empty["alerts"], empty["events"]) == (None, [], {})
+    assert empty["freshness_s"]["p50"] is None
+    await seed_worker_metrics(seeded.redis_url, seeded.namespace)
+    with redis.Redis.from_url(seeded.redis_url) as client:
+        seed_ab_and_alerts(client, seeded.namespace)
+        client.lpush(f"{seeded.namespace}:alerts", b"not json")
+    full = await get(api, "/api/overview")
+    assert full["ab"] == AB_REPORT
+    assert full["alerts"] == ALERTS  # the entry that is not JSON is skipped
+    assert full["events"] == {"purchase": 2, "view": 42}
+    assert full["dead_letters"] == {"not_json": 2}
+    assert full["freshness_s"]["count"] == 4
+    assert 0.25 <= full["freshness_s"]["p50"] <= 0.5
+    assert full["lag"] is None  # no broker configured
+
+
+async def test_user_explorer(api: Api, seeded: Settings) -> None:
+    body = await get(api, "/api/users/u1?k=4")
+    assert body["recent"] == ["i1", "i9"]
+    assert [row[2] for row in body["list"]["items"]] == ["b:i1", "v:i1", "c:shoes", "b:i1"]
+    assert body["catalog"]["i1"]["title"] == "Item number 1"
+    assert set(body["catalog"]) == {"i1", "i9", "i2", "i3", "i4", "i5"}
+
+
+async def test_unknown_route_is_json_404(api: Api) -> None:
+    async with api.session.get(api.url("/nope")) as response:
+        assert response.status == 404
+        assert (await response.json())["error"] == "not_found"
