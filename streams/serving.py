@@ -68,6 +68,14 @@ class Keys:
         """Version metadata: when it was started, by which app id."""
         return f"{self.prefix}meta"
 
+    def metrics_ab(self) -> str:
+        """The A/B report: CTR and conversion per variant and per source, and the test."""
+        return f"{self.prefix}metrics:ab"
+
+    def alerts(self) -> str:
+        """Drift alerts, newest first (a list of JSON documents, at most 100)."""
+        return f"{self.prefix}alerts"
+
 
 def encode_user(
     recs: Sequence[Rec],
