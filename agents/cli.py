@@ -284,5 +284,10 @@ def bench(events: int, probes: int, out: Path) -> None:
     run_bench(load_settings(), events, probes, out)
 
 
+# Experimentation commands: simulate, export, ab (docs/EXPERIMENTS.md).
+from agents.experiment_cli import register as register_experiment_commands  # noqa: E402
+
+register_experiment_commands(main)
+
 if __name__ == "__main__":
     main()
