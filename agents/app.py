@@ -23,12 +23,15 @@ from redis.exceptions import RedisError
 from agents import codecs
 from agents.catalog import IngestCatalog
 from agents.dead_letters import DeadLetters
+from agents.experiments import Experiments, wire_experiments
 from agents.ingest import IngestInteractions
 from agents.items import AggregateItems, MergeTrending
 from agents.kafka_security import faust_credentials
 from agents.metrics import TABLE_KEYS, WORKER
 from agents.publisher import Publisher, connect
+from agents.recs_out import RecsOut
 from agents.user_lists import UserLists
+from streams.experiments import from_settings
 from streams.security import redis_options
 from streams.settings import Settings
 from streams.topics import (
@@ -59,6 +62,7 @@ class Runtime:
     trending: MergeTrending
     dead_letters: DeadLetters
     user_lists: UserLists
+    experiments: Experiments | None = None
 
 
 def _faust_app(settings: Settings) -> faust.App:
@@ -123,7 +127,14 @@ def build_app(settings: Settings) -> Runtime:
     dead_letters = DeadLetters(
         app, {s.name: s.dead_letter for s in topics.sources() if s.dead_letter}
     )
-    user_lists = UserLists(publisher, settings, catalog.get)
+    recs_out = RecsOut(app, topics.recs_out.name)
+    user_lists = UserLists(
+        publisher,
+        settings,
+        catalog.get,
+        experiment=from_settings(settings),
+        on_write=recs_out.send_all if settings.recs_out else None,
+    )
     item_deltas = _raw_topic(app, topics.item_deltas.name)
     trending_topic = _raw_topic(app, topics.trending_partials.name)
     rt = Runtime(
@@ -164,6 +175,8 @@ def build_app(settings: Settings) -> Runtime:
         256,
         within,
     )
+
+    rt.experiments = wire_experiments(app, settings, topics, publisher, dead_letters, table)
 
     @app.timer(settings.flush_interval_s)
     async def settle_user_lists() -> None:

@@ -15,7 +15,14 @@ from streams.topics import TopicSpec, build_topics
 def input_topics(settings: Settings) -> list[TopicSpec]:
     """Topics the workers of this version consume."""
     t = build_topics(settings)
-    return [t.interactions, t.catalog, t.item_deltas, t.trending_partials]
+    return [
+        t.interactions,
+        t.catalog,
+        t.item_deltas,
+        t.trending_partials,
+        t.impressions,
+        t.outcomes,
+    ]
 
 
 def log_ends(

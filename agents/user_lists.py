@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from typing import Any
 
 import orjson
@@ -16,6 +16,7 @@ import orjson
 from agents.metrics import WORKER
 from agents.publisher import Publisher, Write
 from streams.blending import DEFAULT_WEIGHTS, BlendWeights
+from streams.experiments import Arm, Experiment
 from streams.recommend import Catalog, Lists, plan, recommend
 from streams.serving import encode_user, same_items
 from streams.settings import Settings
@@ -31,11 +32,17 @@ class UserLists:
         settings: Settings,
         catalog: Catalog,
         weights: BlendWeights = DEFAULT_WEIGHTS,
+        experiment: Experiment | None = None,
+        on_write: Callable[[Mapping[str, bytes]], Awaitable[None]] | None = None,
     ) -> None:
         self.publisher = publisher
         self.settings = settings
         self.catalog = catalog
         self.weights = weights
+        # A/B hook: the user's arm picks the variant stamped and the weights used.
+        self.experiment = experiment
+        # recs-out hook: every record written to Redis is also handed to this sender.
+        self.on_write = on_write
         # user -> (wall-clock deadline, record last written): re-check once after
         # settle_s, when the item side has folded in this user's own events.
         self.settling: OrderedDict[str, tuple[float, bytes]] = OrderedDict()
@@ -64,17 +71,23 @@ class UserLists:
                 getattr(lists, kind)[ident] = items
         now = int(time.time() * 1000)
         s = self.settings
+        arms = {uid: self._arm(uid) for uid in users}
         return {
             uid: encode_user(
-                recommend(state, plans[uid], lists, self.catalog, s.list_size, self.weights),
+                recommend(state, plans[uid], lists, self.catalog, s.list_size, arms[uid].weights),
                 plans[uid].anchors,
                 s.version,
-                s.variant,
+                arms[uid].variant,
                 now,
                 state.last_ts,
             )
             for uid, state in users.items()
         }
+
+    def _arm(self, user_id: str) -> Arm:
+        if self.experiment is None:
+            return Arm(self.settings.variant, self.weights)
+        return self.experiment.arm(user_id)
 
     async def publish(self, users: Mapping[str, UserState]) -> None:
         """Build and write the lists of ``users``; each is re-checked after ``settle_s``."""
@@ -121,3 +134,5 @@ class UserLists:
             (self.publisher.keys.user(u), r, ttl) for u, r in records.items()
         )
         await self.publisher.write(list(writes))
+        if self.on_write is not None:
+            await self.on_write(records)

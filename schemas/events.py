@@ -46,6 +46,7 @@ class Impression:
     ts: int
     variant: str | None = None
     surface: str | None = None
+    sources: tuple[str, ...] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,6 +97,12 @@ IMPRESSION = Schema(
         _TS,
         Field("variant", "str", doc="A/B variant", max_len=64),
         Field("surface", "str", doc="where it was shown: home, product, email", max_len=64),
+        Field(
+            "sources",
+            "id_list",
+            doc="per slot, the reason code of the item shown there (b:<item>, v:<item>, "
+            "c:<category>, t); same length as items",
+        ),
     ),
     "A recommendation list shown to a user. Topic `impressions`, key = user_id.",
 )

@@ -15,6 +15,7 @@ from typing import Any
 from schemas.events import CatalogItem, Interaction
 from streams.blending import DEFAULT_WEIGHTS, BlendWeights, Rec
 from streams.catalog import merge_record
+from streams.experiments import from_settings
 from streams.item_side import BatchResult, Group, PartitionState, apply_groups
 from streams.item_state import ItemState
 from streams.partitioning import partition_for
@@ -127,4 +128,10 @@ class LocalPipeline:
         if state is None:
             return []
         pl = plan(state, self.catalog.get)
-        return recommend(state, pl, self.lists_for(pl), self.catalog.get, k, self.weights)
+        # Under an A/B split the user's arm ranks, exactly as in the workers.
+        weights = (
+            from_settings(self.settings).arm(user_id).weights
+            if self.settings.split
+            else self.weights
+        )
+        return recommend(state, pl, self.lists_for(pl), self.catalog.get, k, weights)

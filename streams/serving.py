@@ -100,6 +100,14 @@ class Keys:
             return kind, arg[len(_CAT) :]
         return kind, arg
 
+    def metrics_ab(self) -> str:
+        """The A/B report: CTR and conversion per variant and per source, and the test."""
+        return f"{self.prefix}metrics:ab"
+
+    def alerts(self) -> str:
+        """Drift alerts, newest first (a list of JSON documents, at most 100)."""
+        return f"{self.prefix}alerts"
+
 
 def encode_user(
     recs: Sequence[Rec],

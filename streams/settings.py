@@ -70,6 +70,15 @@ class Settings:
     settle_s: float = 10.0
     flush_interval_s: float = 0.5
     variant: str = "A"
+    # experiments (docs/EXPERIMENTS.md): empty split = every user gets `variant`
+    ab_salt: str = "kapparec"
+    ab_split: str = ""
+    ab_window_s: float = 1_800.0
+    ab_alpha: float = 0.05
+    ab_test: str = "msprt"
+    metrics_interval_s: float = 5.0
+    drift_delta: float = 0.002
+    recs_out: bool = True
     # worker
     worker_id: str = field(default_factory=lambda: f"w{os.getpid()}")
     web_port: int = 0
@@ -92,6 +101,11 @@ class Settings:
     http_port: int = 8080
     http_processes: int = 2
     metrics_flush_s: float = 1.0
+
+    @property
+    def split(self) -> tuple[tuple[str, int], ...]:
+        """The A/B split as ``((variant, weight), ...)``; empty when no experiment runs."""
+        return parse_split(self.ab_split) if self.ab_split else ()
 
     @property
     def app_id(self) -> str:
@@ -181,6 +195,46 @@ def _choice(*allowed: str) -> Callable[[str], str]:
         return value
 
     return parse
+def parse_split(raw: str) -> tuple[tuple[str, int], ...]:
+    """``"A:50,B:50"`` as ``(("A", 50), ("B", 50))``; raises ValueError when malformed."""
+    arms: list[tuple[str, int]] = []
+    for part in raw.split(","):
+        name, sep, weight = part.strip().partition(":")
+        if not sep or not re.fullmatch(r"[A-Za-z0-9_.-]{1,64}", name) or not weight.isdigit():
+            raise ValueError("must be NAME:WEIGHT[,NAME:WEIGHT...], e.g. A:50,B:50")
+        if any(name == n for n, _ in arms):
+            raise ValueError(f"variant {name!r} is listed twice")
+        arms.append((name, int(weight)))
+    if len(arms) < 2:
+        raise ValueError("an experiment needs at least two variants")
+    if sum(w for _, w in arms) <= 0 or any(w <= 0 for _, w in arms):
+        raise ValueError("every weight must be a positive integer")
+    return tuple(arms)
+
+
+def _split(raw: str) -> str:
+    from streams.experiments import PROFILES  # blending -> schemas only; no cycle
+
+    arms = parse_split(raw)
+    unknown = [n for n, _ in arms if n not in PROFILES]
+    if unknown:
+        raise ValueError(
+            f"no ranking profile for {', '.join(unknown)}; known: {', '.join(PROFILES)}"
+        )
+    return ",".join(f"{n}:{w}" for n, w in arms)
+
+
+def _probability(raw: str) -> float:
+    value = float(raw)
+    if not 0 < value < 1:
+        raise ValueError("must be between 0 and 1 (exclusive)")
+    return value
+
+
+def _test(raw: str) -> str:
+    if raw.lower() not in ("msprt", "z"):
+        raise ValueError("must be msprt (always-valid, safe to peek) or z (fixed horizon)")
+    return raw.lower()
 
 
 def _level(raw: str) -> str:
@@ -214,6 +268,14 @@ _PARSERS: dict[str, Callable[[str], Any]] = {
     "settle_s": float,
     "flush_interval_s": _positive_float,
     "variant": _name,
+    "ab_salt": _name,
+    "ab_split": _split,
+    "ab_window_s": _positive_float,
+    "ab_alpha": _probability,
+    "ab_test": _test,
+    "metrics_interval_s": _positive_float,
+    "drift_delta": _probability,
+    "recs_out": _bool,
     "worker_id": _name,
     "web_port": _non_negative_int,
     "session_timeout_s": _positive_float,

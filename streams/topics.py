@@ -43,6 +43,8 @@ class Topics:
     item_deltas: TopicSpec
     trending_partials: TopicSpec
     changelogs: tuple[TopicSpec, ...]
+    alerts: TopicSpec
+    outcomes: TopicSpec
 
     def sources(self) -> tuple[TopicSpec, ...]:
         """Topics that producers write to; each has a paired dead-letter topic."""
@@ -67,8 +69,10 @@ class Topics:
             *self.sources(),
             *self.dead_letters(),
             self.recs_out,
+            self.alerts,
             self.item_deltas,
             self.trending_partials,
+            self.outcomes,
             *self.changelogs,
         )
 
@@ -79,6 +83,8 @@ TABLE_ITEMS = "items"
 TABLE_ITEM_PARTS = "item_parts"
 TABLE_CATALOG = "catalog"
 TABLE_TRENDING = "trending"
+TABLE_ATTRIBUTION = "attribution"
+TABLE_EXPERIMENTS = "experiments"
 
 
 def changelog_name(app_id: str, table: str) -> str:
@@ -131,5 +137,18 @@ def build_topics(settings: Settings) -> Topics:
             changelog(TABLE_ITEM_PARTS, n),
             changelog(TABLE_CATALOG, n),
             changelog(TABLE_TRENDING, 1),
+            changelog(TABLE_ATTRIBUTION, n),
+            changelog(TABLE_EXPERIMENTS, 1),
+        ),
+        alerts=TopicSpec(
+            pre + "alerts", 1, "detector", doc="drift alerts: {ts_ms, detector, variant, message}"
+        ),
+        outcomes=TopicSpec(
+            f"{app}-experiment-outcomes",
+            1,
+            "user partition",
+            internal=True,
+            doc="per-partition attribution records (impressions, clicks), merged into the A/B "
+            "report and the drift detectors",
         ),
     )

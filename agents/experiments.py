@@ -1,0 +1,227 @@
+"""Experiment agents: attribute clicks to shown lists, fold global totals, report and alert.
+
+``attribute_outcomes`` runs on every user partition of ``impressions`` and
+``interactions`` (co-partitioned by user) and sends what it joined to the one-partition
+outcomes topic. ``track_experiments``, on that topic, folds the records of all
+partitions into the totals, feeds the drift detectors, pushes alerts, and writes the
+report to Redis at most every ``KAPPAREC_METRICS_INTERVAL_S``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import faust
+import orjson
+from faust.serializers import codecs
+
+from agents.codecs import StateCodec
+from agents.control import control_of
+from agents.dead_letters import DeadLetters
+from agents.publisher import Publisher
+from agents.tables import put_all
+from schemas.codec import decode_impression, decode_interaction
+from schemas.errors import DecodeError
+from streams.attribution import IMPRESSIONS, INTERACTIONS, JoinState
+from streams.drift import Alert, DriftMonitor
+from streams.experiment_report import Group, Totals, encode_groups
+from streams.experiments import from_settings
+from streams.settings import Settings
+from streams.topics import TABLE_ATTRIBUTION, TABLE_EXPERIMENTS, Topics
+
+log = logging.getLogger(__name__)
+AGENT = "attribute_outcomes"
+JOIN_STATE = "kapparec-join"
+TOTALS = "kapparec-totals"
+TOTALS_KEY = "totals"
+ALERTS_KEPT = 100
+
+
+@dataclass
+class AttributeOutcomes:
+    """Handles a batch of raw impressions and interactions of any of this worker's partitions."""
+
+    settings: Settings
+    impressions_topic: str
+    states: Any  # faust Table[str, JoinState], key = partition number
+    outcomes: faust.TopicT
+    dead_letters: DeadLetters
+
+    def _state(self, p: int, touched: dict[int, JoinState]) -> JoinState:
+        if p not in touched:
+            window_ms = int(self.settings.ab_window_s * 1000)
+            touched[p] = self.states.get(str(p)) or JoinState(window_ms)
+        return touched[p]
+
+    async def handle(self, events: Sequence[Any]) -> None:
+        """Join a batch; the records reach the outcomes topic before the state is saved."""
+        touched: dict[int, JoinState] = {}
+        groups: dict[int, list[Group]] = {}
+        rejected: list[tuple[Any, DecodeError]] = []
+        for event in events:
+            msg = event.message
+            is_imp = msg.topic == self.impressions_topic
+            if not is_imp and control_of(msg.headers) is not None:
+                continue
+            state = self._state(msg.partition, touched)
+            kind = IMPRESSIONS if is_imp else INTERACTIONS
+            if not state.fresh(kind, msg.offset):
+                continue
+            try:
+                records = self._apply(state, is_imp, msg)
+            except DecodeError as exc:
+                # Bad interactions are dead-lettered by ingest; impressions have no other reader.
+                if is_imp:
+                    rejected.append((event, exc))
+                continue
+            if records:
+                groups.setdefault(msg.partition, []).append([kind, msg.offset, records])
+        await self.dead_letters.send_all(rejected, AGENT)
+        # Records before state: after a crash in between, the batch is redone and the
+        # totals drop the groups whose offsets they already applied.
+        sends = [
+            await self.outcomes.send(key=str(p).encode(), value=encode_groups(p, g), partition=0)
+            for p, g in groups.items()
+        ]
+        await asyncio.gather(*sends)
+        await put_all((self.states, p, str(p), st) for p, st in touched.items())
+
+    def _apply(self, state: JoinState, is_imp: bool, msg: Any) -> list[Any]:
+        limit = self.settings.max_event_bytes
+        if is_imp:
+            imp = decode_impression(msg.value, limit)
+            if msg.key != imp.user_id.encode():
+                raise DecodeError("key_mismatch", "message key must equal user_id", "user_id")
+            return state.impression(imp)
+        ev = decode_interaction(msg.value, limit)
+        if msg.key != ev.user_id.encode():
+            raise DecodeError("key_mismatch", "message key must equal user_id", "user_id")
+        return state.interaction(ev)
+
+
+@dataclass
+class TrackExperiments:
+    """Folds outcomes of all partitions; writes the report and drift alerts."""
+
+    settings: Settings
+    totals: Any  # faust Table[str, Totals], one partition
+    alerts_topic: faust.TopicT
+    publisher: Publisher
+    variants: tuple[str, ...]
+    monitor: DriftMonitor = field(default_factory=DriftMonitor)
+    dirty: bool = False
+    last_report: float = 0.0
+    alerts_sent: int = 0
+
+    async def handle(self, events: Sequence[Any]) -> None:
+        """Fold a batch of outcomes messages; alerts are durable before the batch is acked."""
+        totals = self.totals.get(TOTALS_KEY) or Totals()
+        alerts: list[Alert] = []
+        for event in events:
+            for detector, key, value, ts in totals.apply_message(event.message.value):
+                alert = self.monitor.observe(detector, key, value, ts)
+                if alert is not None:
+                    log.warning("drift: %s", alert.message)
+                    alerts.append(alert)
+        await self._alert(alerts)
+        await put_all([(self.totals, 0, TOTALS_KEY, totals)])
+        self.dirty = True
+        if time.monotonic() - self.last_report >= self.settings.metrics_interval_s:
+            await self.report()
+
+    async def report(self) -> bool:
+        """Write the report if anything changed since the last one."""
+        totals = self.totals.get(TOTALS_KEY)
+        if not self.dirty or totals is None:
+            return False
+        s = self.settings
+        doc = totals.report(self.variants, s.ab_test, s.ab_alpha, int(time.time() * 1000))
+        key = self.publisher.keys.metrics_ab()
+        await self.publisher.write([(key, orjson.dumps(doc), s.version_ttl_s)])
+        self.dirty = False
+        self.last_report = time.monotonic()
+        return True
+
+    async def _alert(self, alerts: Sequence[Alert]) -> None:
+        if not alerts:
+            return
+        payloads = [orjson.dumps(a.to_dict()) for a in alerts]
+        sends = [
+            await self.alerts_topic.send(key=a.detector.encode(), value=v)
+            for a, v in zip(alerts, payloads, strict=True)
+        ]
+        await asyncio.gather(*sends)
+        key = self.publisher.keys.alerts()
+        async with self.publisher.redis.pipeline(transaction=True) as pipe:
+            pipe.lpush(key, *payloads)
+            pipe.ltrim(key, 0, ALERTS_KEPT - 1)
+            pipe.expire(key, self.settings.version_ttl_s)
+            await pipe.execute()
+        self.alerts_sent += len(alerts)
+
+
+def register_codecs() -> None:
+    """Table value codecs of the experiment state (idempotent)."""
+    codecs.register(JOIN_STATE, StateCodec(JoinState))
+    codecs.register(TOTALS, StateCodec(Totals))
+
+
+@dataclass
+class Experiments:
+    """The experiment handlers wired into an app."""
+
+    attribute: AttributeOutcomes
+    track: TrackExperiments
+
+
+def wire_experiments(
+    app: faust.App,
+    settings: Settings,
+    topics: Topics,
+    publisher: Publisher,
+    dead_letters: DeadLetters,
+    table: Callable[..., Any],
+) -> Experiments:
+    """Register the two experiment agents and the report timer on ``app``."""
+    # Imported here: agents.app imports this module to call this function.
+    from agents.app import _batch_agent, _guard, _raw_topic
+
+    register_codecs()
+    outcomes = _raw_topic(app, topics.outcomes.name)
+    attribute = AttributeOutcomes(
+        settings,
+        topics.impressions.name,
+        table(TABLE_ATTRIBUTION, JOIN_STATE),
+        outcomes,
+        dead_letters,
+    )
+    track = TrackExperiments(
+        settings,
+        table(TABLE_EXPERIMENTS, TOTALS, partitions=1),
+        _raw_topic(app, topics.alerts.name),
+        publisher,
+        from_settings(settings).variants,
+        DriftMonitor(settings.drift_delta),
+    )
+    joined = app.topic(
+        topics.impressions.name,
+        topics.interactions.name,
+        key_type=bytes,
+        value_type=bytes,
+        key_serializer="raw",
+        value_serializer="raw",
+    )
+    within = settings.batch_within_s
+    _batch_agent(app, joined, AGENT, attribute.handle, settings.batch_size, within)
+    _batch_agent(app, outcomes, "track_experiments", track.handle, 256, within)
+
+    @app.timer(settings.metrics_interval_s)
+    async def report_experiments() -> None:
+        await _guard(app, "report_experiments", track.report)
+
+    return Experiments(attribute, track)

@@ -1,0 +1,232 @@
+"""Join impressions with the clicks, carts and purchases they led to (one user partition).
+
+An interaction is attributed to a shown list by its ``request_id``; without one, a
+click, cart or purchase of a shown item within ``window_ms`` (event time) after the
+list was shown is attributed to the most recent such list of that user. Impressions
+and interactions arrive on two topics whose relative order is not guaranteed, so an
+interaction that names an unknown list, or finds none, is held until the list arrives
+or the window has passed.
+
+The state emits *records*, small JSON-ready lists aggregated elsewhere:
+
+- ``["imp", variant, [source, ...]]``: a list was shown (the source of every slot);
+- ``["clk", variant, source, first]``: a slot was clicked for the first time;
+  ``first`` is true for the list's first clicked slot;
+- ``["cnv", variant]``: the list's first purchase;
+- ``["fin", variant, clicked, ts]``: the list's window closed, clicked or not.
+
+Time is event time: the watermark is the smaller of the latest times seen on each of
+the two topics, so a list is closed only once both inputs have moved past its window.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from schemas.events import ADD_TO_CART, CLICK, PURCHASE, VIEW, Impression, Interaction
+
+Record = list[Any]
+NO_VARIANT = "none"
+UNKNOWN_SOURCE = "unknown"
+# Types that mean "the user went for a shown item". A view counts only when it names the
+# list (request_id): an unattributed product view is usually not a click-through.
+ENGAGED = frozenset({CLICK, ADD_TO_CART, PURCHASE})
+SOURCE_NAMES = {"b": "bought", "v": "viewed", "c": "category", "t": "trending"}
+IMPRESSIONS, INTERACTIONS = "imp", "int"
+
+
+def source_of(reason: str) -> str:
+    """The candidate source of a reason code: ``b:42`` -> ``bought``, ``t`` -> ``trending``."""
+    kind = reason.partition(":")[0]
+    return SOURCE_NAMES.get(kind, kind or UNKNOWN_SOURCE)
+
+
+@dataclass(slots=True)
+class Shown:
+    """A list shown and not yet closed: which slots were clicked, whether it converted."""
+
+    request_id: str
+    user_id: str
+    variant: str
+    items: list[str]
+    sources: list[str]
+    ts: int
+    clicked: list[int] = field(default_factory=list)
+    converted: bool = False
+
+    def to_list(self) -> list[Any]:
+        return [self.request_id, self.user_id, self.variant, self.items, self.sources, self.ts,
+                self.clicked, self.converted]  # fmt: skip
+
+    @classmethod
+    def from_list(cls, v: list[Any]) -> Shown:
+        return cls(v[0], v[1], v[2], list(v[3]), list(v[4]), v[5], list(v[6]), bool(v[7]))
+
+
+@dataclass(slots=True)
+class Held:
+    """An interaction waiting for the list it belongs to."""
+
+    user_id: str
+    item_id: str
+    type: str
+    ts: int
+    request_id: str | None
+
+    def to_list(self) -> list[Any]:
+        return [self.user_id, self.item_id, self.type, self.ts, self.request_id]
+
+
+@dataclass(slots=True)
+class JoinState:
+    """Open lists, held interactions, watermarks and applied offsets of one partition."""
+
+    window_ms: int
+    shown: dict[str, Shown] = field(default_factory=dict)  # by request_id, arrival order
+    held: dict[str, list[Held]] = field(default_factory=dict)  # by user
+    latest: dict[str, int] = field(default_factory=dict)  # topic kind -> max event time
+    offsets: dict[str, int] = field(default_factory=dict)  # topic kind -> last offset applied
+    swept: int = -1  # horizon of the last sweep of held interactions
+    by_user: dict[str, list[str]] = field(default_factory=dict)  # open request ids per user
+
+    def __post_init__(self) -> None:
+        if not self.by_user:
+            for rid, s in self.shown.items():
+                self.by_user.setdefault(s.user_id, []).append(rid)
+
+    # --- inputs --------------------------------------------------------------------------
+
+    def fresh(self, kind: str, offset: int) -> bool:
+        """False for a message already applied (redelivered after a restart)."""
+        if offset <= self.offsets.get(kind, -1):
+            return False
+        self.offsets[kind] = offset
+        return True
+
+    def impression(self, imp: Impression) -> list[Record]:
+        """A list was shown; returns its records and those of interactions it unblocks."""
+        if imp.request_id in self.shown:
+            return self._advance(IMPRESSIONS, imp.ts)  # duplicate event: counted once
+        sources = [source_of(s) for s in (imp.sources or ())]
+        sources += [UNKNOWN_SOURCE] * (len(imp.items) - len(sources))
+        shown = Shown(
+            imp.request_id, imp.user_id, imp.variant or NO_VARIANT, list(imp.items),
+            sources[: len(imp.items)], imp.ts,
+        )  # fmt: skip
+        self.shown[imp.request_id] = shown
+        self.by_user.setdefault(imp.user_id, []).append(imp.request_id)
+        out: list[Record] = [["imp", shown.variant, shown.sources]]
+        waiting = self.held.pop(imp.user_id, [])
+        for h in waiting:
+            if self._match(h) is shown:
+                out += self._engage(shown, h)
+            else:
+                self.held.setdefault(imp.user_id, []).append(h)
+        return out + self._advance(IMPRESSIONS, imp.ts)
+
+    def interaction(self, ev: Interaction) -> list[Record]:
+        """A user acted on an item; attribute it now, or hold it until its list shows up."""
+        out: list[Record] = []
+        if ev.type in ENGAGED or (ev.type == VIEW and ev.request_id):
+            h = Held(ev.user_id, ev.item_id, ev.type, ev.ts, ev.request_id)
+            target = self._match(h)
+            if target is None:
+                self.held.setdefault(h.user_id, []).append(h)
+            else:
+                out += self._engage(target, h)
+        return out + self._advance(INTERACTIONS, ev.ts)
+
+    # --- joining -------------------------------------------------------------------------
+
+    def _match(self, h: Held) -> Shown | None:
+        if h.request_id is not None:
+            shown = self.shown.get(h.request_id)
+            if shown is not None and shown.user_id == h.user_id and h.item_id in shown.items:
+                return shown
+            return None
+        best: Shown | None = None
+        for rid in self.by_user.get(h.user_id, ()):
+            s = self.shown[rid]
+            if (
+                s.ts <= h.ts <= s.ts + self.window_ms
+                and h.item_id in s.items
+                and (best is None or s.ts > best.ts)
+            ):
+                best = s
+        return best
+
+    def _engage(self, shown: Shown, h: Held) -> list[Record]:
+        out: list[Record] = []
+        slot = shown.items.index(h.item_id)
+        if slot not in shown.clicked:
+            first = not shown.clicked
+            shown.clicked.append(slot)
+            out.append(["clk", shown.variant, shown.sources[slot], first])
+        if h.type == PURCHASE and not shown.converted:
+            shown.converted = True
+            out.append(["cnv", shown.variant])
+        return out
+
+    # --- closing -------------------------------------------------------------------------
+
+    @property
+    def watermark(self) -> int:
+        """Event time both inputs have passed (-1 until both were seen)."""
+        if len(self.latest) < 2:
+            return -1
+        return min(self.latest.values())
+
+    def _advance(self, kind: str, ts: int) -> list[Record]:
+        if ts <= self.latest.get(kind, -1):
+            return []
+        self.latest[kind] = ts
+        horizon = self.watermark - self.window_ms
+        out: list[Record] = []
+        # Arrival order is close to event-time order; stopping at the first open list
+        # keeps this O(closed), at the cost of closing a late list a little late.
+        for rid in list(self.shown):
+            s = self.shown[rid]
+            if s.ts >= horizon:
+                break
+            del self.shown[rid]
+            self._forget(s)
+            out.append(["fin", s.variant, 1 if s.clicked else 0, s.ts])
+        # Held interactions are swept in steps of a quarter window: amortised O(1) per
+        # event, and holding one a little longer changes nothing.
+        if horizon - self.swept >= self.window_ms // 4:
+            self.swept = horizon
+            kept = {u: [h for h in hs if h.ts >= horizon] for u, hs in self.held.items()}
+            self.held = {u: hs for u, hs in kept.items() if hs}
+        return out
+
+    def _forget(self, s: Shown) -> None:
+        rids = self.by_user.get(s.user_id, [])
+        if s.request_id in rids:
+            rids.remove(s.request_id)
+        if not rids:
+            self.by_user.pop(s.user_id, None)
+
+    # --- persistence ---------------------------------------------------------------------
+
+    def to_dict(self) -> dict[str, Any]:
+        """Compact JSON-ready form (table changelog)."""
+        return {
+            "w": self.window_ms,
+            "s": [s.to_list() for s in self.shown.values()],
+            "h": [h.to_list() for hs in self.held.values() for h in hs],
+            "l": self.latest,
+            "o": self.offsets,
+            "x": self.swept,
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> JoinState:
+        """Inverse of :meth:`to_dict`."""
+        shown = [Shown.from_list(v) for v in d["s"]]
+        held: dict[str, list[Held]] = {}
+        for v in d["h"]:
+            held.setdefault(v[0], []).append(Held(*v))
+        return cls(
+            d["w"], {s.request_id: s for s in shown}, held, dict(d["l"]), dict(d["o"]), d["x"]
+        )
