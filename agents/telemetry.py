@@ -31,6 +31,7 @@ from prometheus_client.registry import Collector
 
 from agents import metrics as m
 from streams.histograms import cumulative, quantile
+from streams.serving import Keys
 from streams.settings import Settings
 
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
@@ -53,14 +54,14 @@ HTTP_SECONDS = Histogram(
 )
 
 
-def ab_key(namespace: str) -> str:
-    """The A/B report (a JSON string written by the A/B job)."""
-    return f"{namespace}:metrics:ab"
+def ab_key(namespace: str, version: int) -> str:
+    """The A/B report of a version (a JSON string written by the experiment agents)."""
+    return Keys(namespace, version).metrics_ab()
 
 
-def alerts_key(namespace: str) -> str:
-    """Drift alerts, newest first (a list of JSON objects)."""
-    return f"{namespace}:alerts"
+def alerts_key(namespace: str, version: int) -> str:
+    """Drift alerts of a version, newest first (a list of JSON objects)."""
+    return Keys(namespace, version).alerts()
 
 
 class Telemetry:
@@ -72,19 +73,24 @@ class Telemetry:
         self._lag: dict[int, tuple[float, dict[str, Any]]] = {}
         self._lag_lock = asyncio.Lock()
 
-    async def ab_report(self) -> dict[str, Any] | None:
+    async def ab_report(self, version: int | None) -> dict[str, Any] | None:
         """The A/B report, or None when none was written yet (or it is not valid JSON)."""
-        raw = await self.redis.get(ab_key(self.settings.namespace))
+        if version is None:
+            return None
+        raw = await self.redis.get(ab_key(self.settings.namespace, version))
         try:
             report = orjson.loads(raw) if raw is not None else None
         except orjson.JSONDecodeError:
             return None
         return report if isinstance(report, dict) else None
 
-    async def alerts(self, limit: int = ALERTS_SHOWN) -> list[dict[str, Any]]:
+    async def alerts(self, version: int | None, limit: int = ALERTS_SHOWN) -> list[dict[str, Any]]:
         """The newest drift alerts; entries that are not JSON objects are skipped."""
+        if version is None:
+            return []
         out = []
-        for raw in await self.redis.lrange(alerts_key(self.settings.namespace), 0, limit - 1):
+        key = alerts_key(self.settings.namespace, version)
+        for raw in await self.redis.lrange(key, 0, limit - 1):
             try:
                 alert = orjson.loads(raw)
             except orjson.JSONDecodeError:
@@ -120,8 +126,8 @@ class Telemetry:
             "tables": _by_label(snap.values(m.TABLE_KEYS), v, 2),
             "redis_keys": int(await self.redis.dbsize()),
             "lag": await self.lag(version) if version is not None else None,
-            "ab": await self.ab_report(),
-            "alerts": await self.alerts(),
+            "ab": await self.ab_report(version),
+            "alerts": await self.alerts(version),
         }
 
     async def prometheus(self, version: int | None) -> bytes:
@@ -144,9 +150,10 @@ class Telemetry:
         keys.add_metric([], int(await self.redis.dbsize()))
         families.append(keys)
         alerts = GaugeMetricFamily("kapparec_alerts", "Drift alerts held in Redis.")
-        alerts.add_metric([], int(await self.redis.llen(alerts_key(self.settings.namespace))))
+        held = await self.redis.llen(alerts_key(self.settings.namespace, version)) if version else 0
+        alerts.add_metric([], int(held))
         families.append(alerts)
-        families.extend(_ab_families(await self.ab_report()))
+        families.extend(_ab_families(await self.ab_report(version)))
         return families
 
 

@@ -74,10 +74,10 @@ def seed_lists(client: redis.Redis, namespace: str) -> Keys:
     return keys
 
 
-def seed_ab_and_alerts(client: redis.Redis, namespace: str) -> None:
-    """The A/B report and drift alerts, as the A/B job writes them."""
-    client.set(ab_key(namespace), orjson.dumps(AB_REPORT))
-    client.rpush(alerts_key(namespace), *[orjson.dumps(a) for a in ALERTS])
+def seed_ab_and_alerts(client: redis.Redis, namespace: str, version: int = 1) -> None:
+    """The A/B report and drift alerts of ``version``, as the experiment agents write them."""
+    client.set(ab_key(namespace, version), orjson.dumps(AB_REPORT))
+    client.rpush(alerts_key(namespace, version), *[orjson.dumps(a) for a in ALERTS])
 
 
 async def seed_worker_metrics(redis_url: str, namespace: str) -> None:

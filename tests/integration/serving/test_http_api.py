@@ -10,6 +10,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from agents.metrics import Recorder, read_snapshot
 from agents.reader import Reader
+from agents.telemetry import alerts_key
 from streams.settings import Settings
 from tests.integration.serving.conftest import Api
 from tests.integration.serving.support import (
@@ -185,7 +186,7 @@ async def test_overview_renders_what_is_there(api: Api, seeded: Settings) -> Non
     await seed_worker_metrics(seeded.redis_url, seeded.namespace)
     with redis.Redis.from_url(seeded.redis_url) as client:
         seed_ab_and_alerts(client, seeded.namespace)
-        client.lpush(f"{seeded.namespace}:alerts", b"not json")
+        client.lpush(alerts_key(seeded.namespace, 1), b"not json")
     full = await get(api, "/api/overview")
     assert full["ab"] == AB_REPORT
     assert full["alerts"] == ALERTS  # the entry that is not JSON is skipped
