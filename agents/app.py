@@ -143,7 +143,7 @@ def build_app(settings: Settings) -> Runtime:
         publisher=publisher,
         ingest=IngestInteractions(settings, users, item_deltas, dead_letters, user_lists),
         items=AggregateItems(settings, items, parts, catalog, trending_topic, publisher),
-        catalog=IngestCatalog(settings, catalog, dead_letters, publisher),
+        catalog=IngestCatalog(settings, catalog, dead_letters, publisher, item_deltas),
         trending=MergeTrending(settings, partials, catalog, publisher),
         dead_letters=dead_letters,
         user_lists=user_lists,

@@ -5,14 +5,17 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+import faust
 import orjson
 
+from agents.control import HEADER, RECATEGORIZE
 from agents.dead_letters import DeadLetters
 from agents.publisher import Publisher
 from agents.tables import put
 from schemas.codec import decode_catalog
 from schemas.errors import DecodeError
 from streams.catalog import merge_record
+from streams.partitioning import partition_for
 from streams.settings import Settings
 
 AGENT = "ingest_catalog"
@@ -26,6 +29,7 @@ class IngestCatalog:
     catalog: Any  # faust GlobalTable[str, dict]
     dead_letters: DeadLetters
     publisher: Publisher
+    item_deltas: faust.TopicT
 
     async def handle(self, event: Any) -> None:
         """Decode, then store the item's metadata, or dead-letter the record."""
@@ -39,9 +43,20 @@ class IngestCatalog:
         except DecodeError as exc:
             await self.dead_letters.send_all([(event, exc)], AGENT)
             return
-        meta = merge_record(self.catalog.get(item.item_id), item)
+        before = self.catalog.get(item.item_id)
+        meta = merge_record(before, item)
         if meta is None:
             return
         await put(self.catalog, msg.partition, item.item_id, meta)
+        category = meta.get("category")
+        if category and category != (before or {}).get("category"):
+            # The item side offers the item again under its category (see recategorize).
+            p = partition_for(item.item_id, self.settings.partitions)
+            move = orjson.dumps([[item.item_id, category]])
+            await (
+                await self.item_deltas.send(
+                    key=str(p).encode(), value=move, partition=p, headers=[(HEADER, RECATEGORIZE)]
+                )
+            )
         key = self.publisher.keys.item_meta(item.item_id)
         await self.publisher.write([(key, orjson.dumps(meta), self.settings.item_ttl_s)])

@@ -364,6 +364,7 @@ def serve(host: str | None, port: int | None, processes: int | None) -> None:
     click.echo(f"serving http://{s.http_host}:{s.http_port} ({s.http_processes} processes)")
     sys.exit(run_server(s))
 
+
 # Experimentation commands: simulate, export, ab (docs/EXPERIMENTS.md).
 from agents.experiment_cli import register as register_experiment_commands  # noqa: E402
 

@@ -23,6 +23,8 @@ from streams.topics import build_topics
 
 HEADER = "kapparec-control"
 REFRESH = b"refresh"
+# On item-delta partitions: ``[[item_id, category], ...]`` whose catalogue category is new
+RECATEGORIZE = b"recategorize"
 
 
 def control_of(headers: Any) -> bytes | None:

@@ -6,14 +6,22 @@ import asyncio
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 import faust
 import orjson
 
+from agents.control import RECATEGORIZE, control_of
 from agents.publisher import Publisher, Write
 from agents.tables import put_all
-from streams.item_side import BatchResult, PartitionState, apply_groups, decode_groups
+from streams.item_side import (
+    BatchResult,
+    PartitionState,
+    apply_groups,
+    decode_groups,
+    recategorize,
+)
 from streams.item_state import ItemState
 from streams.recommend import item_list, trending_list
 from streams.serving import encode_list
@@ -50,14 +58,19 @@ class AggregateItems:
                 states.get(p) or self.parts.get(str(p)) or PartitionState(Partial(s.trending_size))
             )
             states[p] = part
-            by_part[p] = apply_groups(
+            result = by_part.setdefault(p, BatchResult())
+            if control_of(event.message.headers) == RECATEGORIZE:
+                moves = orjson.loads(event.message.value)
+                result.categories |= recategorize(moves, part, partial(_current, result, self))
+                continue
+            apply_groups(
                 decode_groups(event.message.value),
                 part,
                 self._item,
                 self._category,
                 s.half_life_s,
                 s.neighbours_kept,
-                by_part.get(p),
+                result,
             )
         writes: list[Write] = []
         sends = []
@@ -89,6 +102,12 @@ class AggregateItems:
                 value = encode_list(lst, now, state.last_ts)
                 writes.append((self.publisher.keys.item(rel, item), value, s.item_ttl_s))
         return writes
+
+
+def _current(result: BatchResult, agg: AggregateItems, item: str) -> ItemState | None:
+    """An item's state as of this batch: updated in it, else as stored."""
+    state = result.states.get(item)
+    return state if state is not None else agg.items.get(item)
 
 
 @dataclass

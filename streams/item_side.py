@@ -16,6 +16,7 @@ from typing import Any
 
 import orjson
 
+from streams.decay import NEG_INF
 from streams.item_state import ItemState
 from streams.trending import Partial
 from streams.user_state import Delta
@@ -104,3 +105,25 @@ def apply_groups(
         part.partial.offer(item, category, s.trend, s.count)
         result.categories.update(("", category) if category else ("",))
     return result
+
+
+def recategorize(
+    moves: Iterable[tuple[str, str | None]],
+    part: PartitionState,
+    states: Callable[[str], ItemState | None],
+) -> set[str]:
+    """Offer items again under their (new) catalogue category; returns changed categories.
+
+    An item is offered to its category's top lists when its popularity changes. If its
+    catalogue record arrives, or changes category, after its last interaction, nothing
+    would offer it again: the per-category lists would depend on whether the catalogue
+    or the interactions were read first, and a replay could differ from the live run.
+    Re-offering on every category change makes the final lists independent of that order.
+    """
+    changed: set[str] = set()
+    for item, category in moves:
+        state = states(item)
+        if state is None or not category or state.trend == NEG_INF:
+            continue
+        changed |= part.partial.offer(item, category, state.trend, state.count)
+    return changed

@@ -16,7 +16,7 @@ from schemas.events import CatalogItem, Interaction
 from streams.blending import DEFAULT_WEIGHTS, BlendWeights, Rec
 from streams.catalog import merge_record
 from streams.experiments import from_settings
-from streams.item_side import BatchResult, Group, PartitionState, apply_groups
+from streams.item_side import BatchResult, Group, PartitionState, apply_groups, recategorize
 from streams.item_state import ItemState
 from streams.partitioning import partition_for
 from streams.recommend import Lists, Plan, item_list, plan, recommend, trending_list
@@ -39,9 +39,16 @@ class LocalPipeline:
 
     def apply_catalog(self, item: CatalogItem) -> None:
         """Record an item's metadata (a late, older record does not undo a newer one)."""
-        meta = merge_record(self.catalog.get(item.item_id), item)
-        if meta is not None:
-            self.catalog[item.item_id] = meta
+        before = self.catalog.get(item.item_id)
+        meta = merge_record(before, item)
+        if meta is None:
+            return
+        self.catalog[item.item_id] = meta
+        category = meta.get("category")
+        if category and category != (before or {}).get("category"):
+            part = self.parts.get(partition_for(item.item_id, self.settings.partitions))
+            if part is not None:
+                recategorize([(item.item_id, category)], part, self.items.get)
 
     def apply(self, event: Interaction) -> None:
         """Process one interaction through user side and item side."""

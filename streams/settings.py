@@ -195,6 +195,8 @@ def _choice(*allowed: str) -> Callable[[str], str]:
         return value
 
     return parse
+
+
 def parse_split(raw: str) -> tuple[tuple[str, int], ...]:
     """``"A:50,B:50"`` as ``(("A", 50), ("B", 50))``; raises ValueError when malformed."""
     arms: list[tuple[str, int]] = []

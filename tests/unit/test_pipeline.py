@@ -260,3 +260,23 @@ def test_bug_partition_count_changes_popular_list_on_ties() -> None:
     for partitions in (1, 4):  # with 4 partitions a and c live on different partitions
         pipe = _run(partitions, events, trending_size=1)
         assert pipe.trending(kind="p") == [["a", 1.0]], f"{partitions} partition(s)"
+
+
+def test_catalog_read_after_the_interactions_gives_the_same_category_lists() -> None:
+    """A replay may read the catalogue after the interactions: category lists must not care."""
+    first = LocalPipeline(_settings())
+    first.apply_all([*CATALOG, *EVENTS])
+    late = LocalPipeline(_settings())
+    late.apply_all([*EVENTS, *CATALOG])
+    for cat in ("phones", "accessories", "audio"):
+        assert first.trending(cat), cat
+        assert late.trending(cat) == first.trending(cat), cat
+        assert late.trending(cat, "p") == first.trending(cat, "p"), cat
+
+
+def test_a_category_change_moves_the_item_to_its_new_lists() -> None:
+    pipe = LocalPipeline(_settings())
+    pipe.apply_all([*CATALOG, *EVENTS])
+    assert "H1" not in [i for i, *_ in pipe.trending("phones")]
+    pipe.apply_catalog(CatalogItem("H1", T0 + 99 * SEC, "Headphones", "phones", price=80.0))
+    assert "H1" in [i for i, *_ in pipe.trending("phones")]
