@@ -141,7 +141,9 @@ def build_app(settings: Settings) -> Runtime:
         app=app,
         topics=topics,
         publisher=publisher,
-        ingest=IngestInteractions(settings, users, item_deltas, dead_letters, user_lists),
+        ingest=IngestInteractions(
+            settings, users, item_deltas, dead_letters, user_lists, trending_topic
+        ),
         items=AggregateItems(settings, items, parts, catalog, trending_topic, publisher),
         catalog=IngestCatalog(settings, catalog, dead_letters, publisher, item_deltas),
         trending=MergeTrending(settings, partials, catalog, publisher),
@@ -171,7 +173,7 @@ def build_app(settings: Settings) -> Runtime:
         app,
         trending_topic,
         "merge_trending",
-        _each(lambda ev: rt.trending.handle(ev.message.value)),
+        _each(rt.trending.handle),
         256,
         within,
     )

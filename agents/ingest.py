@@ -15,7 +15,7 @@ from typing import Any
 
 import faust
 
-from agents.control import REFRESH, control_of
+from agents.control import HEADER, REFRESH, control_of
 from agents.dead_letters import DeadLetters
 from agents.metrics import WORKER
 from agents.tables import put_all
@@ -39,6 +39,7 @@ class IngestInteractions:
     item_deltas: faust.TopicT
     dead_letters: DeadLetters
     user_lists: UserLists
+    trending_partials: faust.TopicT | None = None
     refreshed: set[bytes | None] = field(default_factory=set)
 
     async def handle(self, events: Sequence[Any]) -> None:
@@ -83,6 +84,13 @@ class IngestInteractions:
             await self.user_lists.publish({u: s for u, (_, s) in touched.items()})
         if refresh:
             await self.user_lists.refresh_all(self.users)
+            if self.trending_partials is not None:
+                # Drained before the request: every trending partial is merged already.
+                await (
+                    await self.trending_partials.send(
+                        key=b"refresh", value=b"", partition=0, headers=[(HEADER, REFRESH)]
+                    )
+                )
 
     def _new_request(self, request: bytes | None) -> bool:
         """A request reaches every partition; a worker with several acts on it once."""

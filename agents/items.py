@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from functools import partial
 from typing import Any
@@ -12,7 +12,7 @@ from typing import Any
 import faust
 import orjson
 
-from agents.control import RECATEGORIZE, control_of
+from agents.control import RECATEGORIZE, REFRESH, control_of
 from agents.publisher import Publisher, Write
 from agents.tables import put_all
 from streams.item_side import (
@@ -110,6 +110,9 @@ def _current(result: BatchResult, agg: AggregateItems, item: str) -> ItemState |
     return state if state is not None else agg.items.get(item)
 
 
+MAX_TS = "max_ts"  # key of the latest event time in the trending table (others: "p/category")
+
+
 @dataclass
 class MergeTrending:
     """Merges per-partition top items into global and per-category lists in Redis."""
@@ -120,14 +123,38 @@ class MergeTrending:
     publisher: Publisher
     max_ts: int = 0
 
-    async def handle(self, raw: bytes) -> None:
-        """Store one partition's changed lists, then republish those categories."""
-        msg = orjson.loads(raw)
-        p, cats = msg["p"], msg["c"]
-        self.max_ts = max(self.max_ts, msg["t"])
-        await put_all((self.partials, 0, f"{p}/{cat}", lists) for cat, lists in cats.items())
+    async def handle(self, event: Any) -> None:
+        """Store one partition's changed lists and republish those categories.
+
+        A refresh request (sent once the log is drained) republishes every category, so
+        every list is decayed to the same, final, event time whatever the batching was.
+        """
+        msg = event.message
+        if control_of(msg.headers) == REFRESH:
+            await self._publish(self._categories())
+            return
+        data = orjson.loads(msg.value)
+        p, cats = data["p"], data["c"]
+        self.max_ts = max(self._max_ts(), data["t"])
+        await put_all(
+            [
+                *((self.partials, 0, f"{p}/{cat}", lists) for cat, lists in cats.items()),
+                (self.partials, 0, MAX_TS, self.max_ts),
+            ]
+        )
+        await self._publish(cats)
+
+    def _max_ts(self) -> int:
+        # Kept in the table too, so a restarted worker decays to the same time.
+        return max(self.max_ts, self.partials.get(MAX_TS) or 0)
+
+    def _categories(self) -> set[str]:
+        return {key.split("/", 1)[1] for key in list(self.partials.keys()) if "/" in key}
+
+    async def _publish(self, cats: Iterable[str]) -> None:
         s = self.settings
         now = int(time.time() * 1000)
+        ref = self.max_ts = self._max_ts()
         keys = self.publisher.keys
         writes: list[Write] = []
         for cat in sorted(cats):
@@ -136,10 +163,10 @@ class MergeTrending:
             }
             t_list, p_list = (
                 trending_list(
-                    found, cat, kind, s.trending_size, self.catalog.get, self.max_ts, s.half_life_s
+                    found, cat, kind, s.trending_size, self.catalog.get, ref, s.half_life_s
                 )
                 for kind in ("t", "p")
             )
-            writes.append((keys.trending(cat), encode_list(t_list, now, self.max_ts), s.item_ttl_s))
-            writes.append((keys.popular(cat), encode_list(p_list, now, self.max_ts), s.item_ttl_s))
+            writes.append((keys.trending(cat), encode_list(t_list, now, ref), s.item_ttl_s))
+            writes.append((keys.popular(cat), encode_list(p_list, now, ref), s.item_ttl_s))
         await self.publisher.write(writes)
