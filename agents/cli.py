@@ -251,12 +251,21 @@ def demo(data_dir: Path | None, users: int) -> None:
 
 @main.command()
 @click.option("--version", "version", type=int, required=True, help="the new version number")
+@click.option(
+    "--from",
+    "start",
+    default="earliest",
+    show_default=True,
+    help="earliest, or a time (ISO 8601 or epoch ms): interactions from their first "
+    "offset at or after it; the catalogue is always read from the start",
+)
 @friendly
-def replay(version: int) -> None:
-    """Reprocess the whole log into VERSION (own group, tables and Redis namespace)."""
+def replay(version: int, start: str) -> None:
+    """Reprocess the log into VERSION (own group, tables and Redis namespace)."""
+    from agents.versions import parse_start
     from agents.versions import replay as run_replay
 
-    run_replay(settings_from_env(version=version))
+    run_replay(settings_from_env(version=version), start_ms=parse_start(start))
 
 
 @main.command()

@@ -3,21 +3,48 @@
 from __future__ import annotations
 
 import dataclasses
+import os
 from collections.abc import Callable
 from pathlib import Path
 
 import orjson
+import pytest
 import redis
 
 from agents.admin import ensure_topics
 from agents.control import refresh_when_drained
 from agents.producer import produce
-from agents.versions import promote
+from agents.versions import VersionError, promote, replay, start_at
 from infra.workers import WorkerProcess
+from schemas.events import CatalogItem, Interaction
+from streams.pipeline import LocalPipeline
 from streams.serving import Keys
 from streams.settings import Settings
-from streams.sources import synthetic
+from streams.sources import read_rees46
 from streams.topics import build_topics
+from tests.integration.test_pipeline import assert_lists_match
+
+REES46 = "rees46-multicategory-2019oct-head/2019-Oct_head17433.csv"
+
+
+def rees46_head(n: int) -> list[CatalogItem | Interaction]:
+    """The first ``n`` interactions of the REES46 slice, with their catalogue records."""
+    path = Path(os.environ.get("KAPPAREC_DATA_DIR", "../shared/data")) / REES46
+    if not path.exists():
+        message = f"REES46 slice not found at {path}; set KAPPAREC_DATA_DIR"
+        if os.environ.get("CI"):
+            pytest.fail(message)
+        pytest.skip(message)
+    out: list[CatalogItem | Interaction] = []
+    seen = 0
+    for rec in read_rees46(path):
+        if isinstance(rec, Interaction):
+            seen += 1
+            if seen > n:
+                break
+        if isinstance(rec, CatalogItem | Interaction):
+            out.append(rec)
+    return out
 
 
 def _lists(r: redis.Redis, keys: Keys) -> dict[str, list[object]]:
@@ -39,7 +66,7 @@ def test_replay_into_v2_is_identical_and_promotion_switches_readers(
     v2 = dataclasses.replace(v1, version=2)
     for s in (v1, v2):
         ensure_topics(s.kafka_bootstrap, build_topics(s).all())
-    events = list(synthetic(n_users=60, n_items=40, n_events=1500, seed=3))
+    events = rees46_head(1500)
     assert produce(v1, events, progress=False).ok
     r = redis.Redis.from_url(v1.redis_url)
 
@@ -66,3 +93,27 @@ def test_replay_into_v2_is_identical_and_promotion_switches_readers(
         assert r.ttl(Keys(v1.namespace, 2).prefix + old_user) > v1.version_ttl_s
     finally:
         live.stop()
+
+
+def test_replay_from_a_time_reads_interactions_from_there_and_the_whole_catalogue(
+    make_settings: Callable[..., Settings], namespace: str, tmp_path: Path
+) -> None:
+    s = make_settings(topic_prefix=f"{namespace}.", settle_s=1.0, session_timeout_s=6.0)
+    s = dataclasses.replace(s, version=3, state_dir=tmp_path)
+    ensure_topics(s.kafka_bootstrap, build_topics(s).all())
+    records = rees46_head(1200)
+    assert produce(s, records, progress=False).ok
+    times = sorted(r.ts for r in records if isinstance(r, Interaction))
+    start = times[len(times) // 2]
+    later = [r for r in records if isinstance(r, CatalogItem) or r.ts >= start]
+
+    before = sum(1 for t in times if t < start)
+    assert start_at(s, start)[build_topics(s).interactions.name] == before
+    replay(s, timeout=180)
+
+    ref = LocalPipeline(s)
+    ref.apply_all(later)
+    assert len(ref.users) < len({r.user_id for r in records if isinstance(r, Interaction)})
+    assert_lists_match(s, ref)
+    with pytest.raises(VersionError, match="has run before"):
+        start_at(s, start)
