@@ -217,12 +217,12 @@ def test_restart_mid_stream_gives_clean_run_lists(
     request: pytest.FixtureRequest,
 ) -> None:
     """A worker stopped (or killed) mid-stream and restarted publishes a clean run's lists."""
-    if stack.kind == "embedded":
+    if stack.kind == "embedded" and stop == "sigkill":
         # Known defect, see docs/OPERATIONS.md "Restarts on the embedded broker": on Tansu a
-        # restarted worker intermittently stops committing (its consumer skips an offset
-        # range, and the acknowledgement gap freezes the commit). It must pass on Kafka.
+        # worker restarted after a crash intermittently never gets some partitions back
+        # (they stay with the dead member), so the lag never drains. It must pass on Kafka.
         request.applymarker(
-            pytest.mark.xfail(reason="restart stall on the embedded broker", strict=False)
+            pytest.mark.xfail(reason="crash-restart stall on the embedded broker", strict=False)
         )
     events = list(synthetic(n_users=150, n_items=80, n_events=6000, seed=7))
     half = len(events) // 2
