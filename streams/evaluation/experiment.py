@@ -7,6 +7,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict
 from datetime import UTC, datetime
+from functools import partial
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -15,6 +16,7 @@ from threadpoolctl import threadpool_limits  # type: ignore[import-untyped, unus
 from tqdm import tqdm  # type: ignore[import-untyped, unused-ignore]
 
 from streams.evaluation import report
+from streams.evaluation.ablation import VARIANTS, online
 from streams.evaluation.baselines import BatchALS, CoOccurrence, Popularity, RecentPopularity
 from streams.evaluation.datasets import DatasetSpec, load, spec_for
 from streams.evaluation.metrics import Answers, series, summarize
@@ -34,7 +36,8 @@ ALS_PARAMS: dict[str, Any] = {
 ModelFactory = Callable[[DatasetSpec, Settings], Recommender]
 
 MODELS: dict[str, ModelFactory] = {
-    "system": lambda spec, s: PipelineModel(s),
+    **{name: partial(online, name) for name in VARIANTS},
+    "pipeline": lambda spec, s: PipelineModel(s),
     "popularity": lambda spec, s: Popularity(),
     "popularity_recent": lambda spec, s: RecentPopularity(spec.recent_half_life_ms),
     "cooc": lambda spec, s: CoOccurrence(20, 20, spec.case_types),

@@ -1,0 +1,1 @@
+"""Online models: item and user vectors, the HNSW index, candidates, ranker and re-ranking."""

@@ -1,0 +1,233 @@
+"""An hnswlib item index kept current from vector-change records, cheaply.
+
+Updating one element of an HNSW graph costs far more than a query (about 780 updates/s
+against 38,000 queries/s for 32-d vectors on this machine), so changes are coalesced:
+:meth:`VectorIndex.upsert` and :meth:`delete` only record the latest vector (or tombstone)
+per item in a dirty set, and :meth:`flush` applies it when the set reaches ``flush_size``
+or when ``flush_every_ms`` of event time passed since the last flush. An item whose vector
+moved less than ``min_change`` (cosine distance) since it was last indexed is not
+re-indexed at all: ANN only proposes candidates, their scores are exact.
+
+Discipline: one lock guards the graph; queries and writes both take it, so nothing is
+written while a query runs. A flush holds it for at most ``chunk`` updates at a time, so
+queries interleave with a long flush. A flush whose dirty set is a large part of the index
+(updates would cost more than building anew, inserts being ~15x cheaper) builds a new graph
+aside, without the lock, and swaps it in: readers are never stalled by it. Growth doubles
+the capacity (``resize_index``), so it happens O(log n) times.
+
+A replica catches up by :meth:`apply` of the records a compacted item-vectors topic holds
+(``item_id -> vector | tombstone``, last one wins) followed by a flush.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+import hnswlib  # type: ignore[import-untyped, unused-ignore]
+import numpy as np
+import numpy.typing as npt
+
+from streams.models.vectors import VectorRecord
+
+Matrix = npt.NDArray[np.float32]
+UPDATE_COST = 15.0  # one in-place update costs about this many fresh inserts
+
+
+@dataclass(frozen=True, slots=True)
+class IndexParams:
+    """HNSW graph parameters and the coalescing policy."""
+
+    dim: int = 32
+    m: int = 16
+    ef_construction: int = 100
+    ef: int = 64
+    flush_size: int = 256
+    flush_every_ms: int = 3_600_000
+    min_change: float = 0.02
+    chunk: int = 64
+    initial_capacity: int = 1024
+    seed: int = 0
+
+
+class VectorIndex:
+    """Inner-product HNSW index over unit item vectors, labelled by item id."""
+
+    def __init__(self, params: IndexParams = IndexParams()) -> None:
+        self.params = params
+        self.lock = threading.Lock()
+        self.labels: dict[str, int] = {}
+        self.ids: list[str] = []
+        self.indexed: dict[int, Matrix] = {}  # label -> vector as indexed (live items only)
+        self.pending: dict[int, Matrix | None] = {}  # label -> latest vector or tombstone
+        self.last_flush_ts: int | None = None
+        self.updates = 0
+        self.rebuilds = 0
+        self.graph = self._new_graph(params.initial_capacity)
+
+    def __len__(self) -> int:
+        return len(self.indexed)
+
+    def __contains__(self, item_id: object) -> bool:
+        label = self.labels.get(item_id) if isinstance(item_id, str) else None
+        return label is not None and label in self.indexed
+
+    # --- writes (coalesced) -----------------------------------------------------------
+
+    def upsert(self, item_id: str, vector: Matrix) -> None:
+        """Record the item's latest vector; it reaches the graph at the next flush."""
+        self.pending[self._label(item_id)] = np.asarray(vector, dtype=np.float32)
+
+    def delete(self, item_id: str) -> None:
+        """Record a tombstone; the item leaves query results at the next flush."""
+        if item_id in self.labels:
+            self.pending[self.labels[item_id]] = None
+
+    def apply(self, records: Iterable[VectorRecord]) -> None:
+        """Record a sequence of vector-change records in order (the last per item wins)."""
+        for r in records:
+            if r.vector is None:
+                self.delete(r.item_id)
+            else:
+                self.upsert(r.item_id, np.asarray(r.vector, dtype=np.float32))
+
+    def due(self, now_ts: int) -> bool:
+        """True when the dirty set is full or the event-time timer has run out."""
+        if not self.pending:
+            return False
+        if len(self.pending) >= self.params.flush_size or self.last_flush_ts is None:
+            return True
+        return now_ts - self.last_flush_ts >= self.params.flush_every_ms
+
+    def maybe_flush(self, now_ts: int) -> int:
+        """Flush if :meth:`due`; returns how many elements were written."""
+        return self.flush(now_ts) if self.due(now_ts) else 0
+
+    def flush(self, now_ts: int | None = None) -> int:
+        """Apply the dirty set to the graph; returns how many elements were written."""
+        if now_ts is not None:
+            self.last_flush_ts = now_ts
+        pending, self.pending = self.pending, {}
+        deletes = [lb for lb, v in pending.items() if v is None and lb in self.indexed]
+        writes = {lb: v for lb, v in pending.items() if v is not None and self._moved(lb, v)}
+        if not deletes and not writes:
+            return 0
+        fresh = sum(1 for lb in writes if lb not in self.indexed)
+        updates = len(writes) - fresh
+        live_after = len(self.indexed) + fresh - len(deletes)
+        if updates * UPDATE_COST > live_after:
+            self._rebuild(writes, deletes)
+        else:
+            self._write_in_place(writes, deletes)
+        return len(writes) + len(deletes)
+
+    # --- reads --------------------------------------------------------------------------
+
+    def query(self, vector: Matrix, k: int) -> list[tuple[str, float]]:
+        """The ``k`` indexed items with the largest inner product, best first."""
+        with self.lock:
+            n = len(self.indexed)
+            if n == 0:
+                return []
+            k = min(k, n)
+            query = np.asarray(vector, dtype=np.float32)
+            self.graph.set_ef(max(self.params.ef, k))
+            try:
+                labels, dist = self.graph.knn_query(query, k=k)
+            except RuntimeError:  # too few reachable live elements at this ef: search wider
+                self.graph.set_ef(max(n, k))
+                labels, dist = self.graph.knn_query(query, k=k)
+        # hnswlib's "ip" distance is 1 - inner product
+        return [
+            (self.ids[int(lb)], 1.0 - float(d)) for lb, d in zip(labels[0], dist[0], strict=True)
+        ]
+
+    def exact(self, vector: Matrix, k: int) -> list[str]:
+        """The true top ``k`` by brute force over the indexed vectors (for recall checks)."""
+        labels = list(self.indexed)
+        if not labels:
+            return []
+        mat = np.stack([self.indexed[lb] for lb in labels])
+        scores = mat @ np.asarray(vector, dtype=np.float32)
+        order = np.argsort(-scores, kind="stable")[:k]
+        return [self.ids[labels[i]] for i in order.tolist()]
+
+    # --- internals ----------------------------------------------------------------------
+
+    def _label(self, item_id: str) -> int:
+        label = self.labels.get(item_id)
+        if label is None:
+            label = self.labels[item_id] = len(self.ids)
+            self.ids.append(item_id)
+        return label
+
+    def _moved(self, label: int, vector: Matrix) -> bool:
+        old = self.indexed.get(label)
+        return old is None or 1.0 - float(old @ vector) >= self.params.min_change
+
+    def _new_graph(self, capacity: int) -> Any:
+        p = self.params
+        graph = hnswlib.Index(space="ip", dim=p.dim)
+        graph.init_index(
+            max_elements=capacity, ef_construction=p.ef_construction, M=p.m, random_seed=p.seed
+        )
+        graph.set_num_threads(1)  # deterministic graph; workers scale by processes
+        graph.set_ef(p.ef)
+        return graph
+
+    def _write_in_place(self, writes: dict[int, Matrix], deletes: list[int]) -> None:
+        p = self.params
+        with self.lock:
+            for lb in deletes:
+                self.graph.mark_deleted(lb)
+                del self.indexed[lb]
+            need = len(self.ids)
+            if need > self.graph.get_max_elements():
+                self.graph.resize_index(max(need, 2 * self.graph.get_max_elements()))
+        labels = sorted(writes)
+        for start in range(0, len(labels), p.chunk):
+            part = labels[start : start + p.chunk]
+            mat = np.stack([writes[lb] for lb in part])
+            with self.lock:  # released between chunks so that queries interleave
+                self.graph.add_items(mat, np.asarray(part, dtype=np.int64))
+                for lb in part:
+                    self.indexed[lb] = writes[lb]
+            self.updates += len(part)
+
+    def _rebuild(self, writes: dict[int, Matrix], deletes: list[int]) -> None:
+        live = {lb: v for lb, v in self.indexed.items() if lb not in set(deletes)}
+        live.update(writes)
+        capacity = max(self.params.initial_capacity, 2 * len(self.ids))
+        graph = self._new_graph(capacity)
+        if live:
+            labels = sorted(live)
+            graph.add_items(np.stack([live[lb] for lb in labels]), np.asarray(labels))
+        with self.lock:  # the swap is the only moment readers wait for
+            self.graph, self.indexed = graph, live
+        self.rebuilds += 1
+        self.updates += len(writes)
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = self.__dict__.copy()
+        del state["lock"]
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self.lock = threading.Lock()
+
+
+def ann_recall(index: VectorIndex, queries: Matrix, k: int = 10) -> float:
+    """Mean share of the exact top ``k`` (over the indexed vectors) that the ANN query returns."""
+    if len(index) == 0 or len(queries) == 0:
+        return 1.0
+    hits = 0
+    total = 0
+    for q in queries:
+        truth = set(index.exact(q, k))
+        got = {item for item, _ in index.query(q, k)}
+        hits += len(truth & got)
+        total += len(truth)
+    return hits / total

@@ -1,0 +1,167 @@
+"""The HNSW index wrapper: coalesced updates, deletes, growth, replica catch-up, recall."""
+
+from __future__ import annotations
+
+import pickle
+
+import numpy as np
+
+from streams.models.index import IndexParams, VectorIndex, ann_recall
+from streams.models.vectors import ItemVectors, VectorParams, VectorRecord
+
+DIM = 8
+
+
+def unit(seed: int, n: int = 1) -> np.ndarray:
+    v = np.random.default_rng(seed).standard_normal((n, DIM)).astype(np.float32)
+    return v / np.linalg.norm(v, axis=1, keepdims=True)
+
+
+def small(**kw: int) -> VectorIndex:
+    return VectorIndex(IndexParams(dim=DIM, initial_capacity=8, **kw))
+
+
+def test_updates_reach_queries_only_at_flush() -> None:
+    idx = small()
+    v = unit(1)[0]
+    idx.upsert("a", v)
+    assert idx.query(v, 1) == []
+    assert idx.flush() == 1
+    assert idx.query(v, 1)[0][0] == "a"
+    assert abs(idx.query(v, 1)[0][1] - 1.0) < 1e-5
+
+
+def test_flush_is_due_on_size_or_event_time() -> None:
+    idx = small(flush_size=3, flush_every_ms=1000)
+    vs = unit(2, 5)
+    idx.upsert("a", vs[0])
+    assert idx.maybe_flush(0) == 1  # the first flush starts the timer
+    idx.upsert("b", vs[1])
+    assert not idx.due(500)
+    assert idx.due(1000)
+    idx.upsert("c", vs[2])
+    idx.upsert("d", vs[3])
+    assert idx.due(1)  # three pending: full
+    assert idx.maybe_flush(1) == 3 and len(idx) == 4
+
+
+def test_only_the_latest_vector_per_item_is_written() -> None:
+    idx = small()
+    vs = unit(3, 3)
+    for v in vs:
+        idx.upsert("a", v)
+    assert idx.flush() == 1
+    assert idx.query(vs[2], 1)[0][0] == "a"
+    assert abs(idx.query(vs[2], 1)[0][1] - 1.0) < 1e-5
+
+
+def test_small_moves_are_not_rewritten() -> None:
+    idx = small()
+    v = unit(4)[0]
+    idx.upsert("a", v)
+    idx.flush()
+    nudged = v + 0.001 * unit(5)[0]
+    idx.upsert("a", nudged / np.linalg.norm(nudged))
+    assert idx.flush() == 0
+    idx.upsert("a", -v)
+    assert idx.flush() == 1
+
+
+def test_delete_hides_and_readding_restores() -> None:
+    idx = small()
+    vs = unit(6, 4)
+    for n, v in enumerate(vs):
+        idx.upsert(f"i{n}", v)
+    idx.flush()
+    idx.delete("i0")
+    assert "i0" in idx
+    idx.flush()
+    assert "i0" not in idx and len(idx) == 3
+    assert "i0" not in [it for it, _ in idx.query(vs[0], 3)]
+    idx.upsert("i0", vs[0])
+    idx.flush()
+    assert idx.query(vs[0], 1)[0][0] == "i0"
+
+
+def test_grows_past_its_capacity() -> None:
+    idx = small()
+    vs = unit(7, 300)
+    for start in range(0, 300, 50):  # several in-place flushes, each growing the graph
+        for n in range(start, start + 50):
+            idx.upsert(f"i{n}", vs[n])
+        idx.flush()
+    assert len(idx) == 300
+    assert idx.graph.get_max_elements() >= 300
+    assert all(idx.query(vs[n], 1)[0][0] == f"i{n}" for n in range(0, 300, 37))
+
+
+def test_large_rewrites_build_aside_and_swap() -> None:
+    idx = small()
+    vs = unit(8, 100)
+    for n in range(100):
+        idx.upsert(f"i{n}", vs[n])
+    idx.flush()
+    rebuilds = idx.rebuilds
+    moved = unit(9, 100)
+    for n in range(100):
+        idx.upsert(f"i{n}", moved[n])
+    idx.flush()
+    assert idx.rebuilds == rebuilds + 1
+    assert idx.query(moved[42], 1)[0][0] == "i42"
+
+
+def test_replica_catches_up_from_vector_change_records() -> None:
+    vectors = ItemVectors(VectorParams(dim=DIM, seed=1))
+    primary = small()
+    log: list[VectorRecord] = []  # what the compacted item-vectors topic would carry
+    for n in range(30):
+        vectors.set_content(f"i{n}", {"category": f"c.{n % 3}", "title": f"t{n}"})
+    for n in range(1, 30):
+        vectors.learn(n, [n - 1], [1.0])
+    vectors.set_content("i5", {"deleted": True})
+    records = vectors.drain()
+    log.extend(records)
+    primary.apply(records)
+    primary.flush()
+    replica = small()
+    replica.apply(log)
+    replica.flush()
+    assert "i5" not in replica and len(replica) == len(primary) == 29
+    for n in range(0, 30, 4):
+        q = vectors.vector(n)
+        assert replica.query(q, 5) == primary.query(q, 5)
+
+
+def test_replica_applies_records_in_order_last_one_wins() -> None:
+    a, b = unit(10, 2)
+    replica = small()
+    replica.apply(
+        [VectorRecord("x", tuple(a)), VectorRecord("x", None), VectorRecord("x", tuple(b))]
+    )
+    replica.flush()
+    assert replica.query(b, 1)[0][0] == "x"
+    replica.apply([VectorRecord("x", None)])
+    replica.flush()
+    assert "x" not in replica
+
+
+def test_pickle_round_trip_keeps_the_graph() -> None:
+    idx = small()
+    vs = unit(11, 50)
+    for n in range(50):
+        idx.upsert(f"i{n}", vs[n])
+    idx.flush()
+    copy = pickle.loads(pickle.dumps(idx))
+    assert copy.query(vs[3], 5) == idx.query(vs[3], 5)
+    copy.upsert("new", vs[0])
+    copy.flush()
+    assert "new" in copy and "new" not in idx
+
+
+def test_ann_recall_against_exact_search() -> None:
+    idx = VectorIndex(IndexParams(dim=DIM))
+    vs = unit(12, 2000)
+    for n in range(2000):
+        idx.upsert(f"i{n}", vs[n])
+    idx.flush()
+    assert ann_recall(idx, unit(13, 50), 10) >= 0.9
