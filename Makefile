@@ -9,7 +9,7 @@ CI_BROWSER := $(if $(filter true 1 yes,$(CI)),browser)
 
 .DEFAULT_GOAL := help
 .PHONY: help install demo test unit integration lint bench eval up down replay \
-        serve browser bench-http dashboard-image validate-infra
+        serve browser bench-http dashboard-image validate-infra ablation
 
 help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  %-12s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -46,6 +46,9 @@ bench: install ## pipeline throughput vs a Faust no-op agent, and freshness -> r
 
 eval: install ## offline prequential evaluation on MovieLens-100K -> reports/
 	$(BIN)/kapparec eval --dataset movielens --data-dir $(DATA) --out reports
+
+ablation: install ## the evaluation with every ablation variant of the online recommender
+	$(BIN)/kapparec eval --dataset movielens --data-dir $(DATA) --out reports --models all
 
 up: install ## start the embedded broker and Redis (prints their addresses)
 	$(BIN)/kapparec up

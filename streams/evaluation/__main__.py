@@ -33,7 +33,12 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--out", type=Path, default=Path("reports"), help="output folder")
     p.add_argument("--k", type=int, nargs="+", default=[10, 20], help="cut-offs (<= 20)")
     p.add_argument("--limit", type=int, default=None, help="replay only the first N interactions")
-    p.add_argument("--models", default=None, help=f"comma-separated subset of: {', '.join(MODELS)}")
+    p.add_argument(
+        "--models",
+        default=None,
+        help=f"comma-separated subset of: {', '.join(MODELS)}; or 'all', which adds the "
+        "ablation variants (default: the shipped model, the pipeline and the baselines)",
+    )
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     return p
 
