@@ -345,6 +345,23 @@ def eval(args: tuple[str, ...]) -> None:
 
 
 @main.command()
+@click.option("--dataset", type=click.Choice(["movielens", "rees46"]), default="movielens")
+@click.option("--data-dir", type=click.Path(path_type=Path), default=Path("../shared/data"))
+@click.option("--limit", default=5_000, show_default=True, help="first N interactions")
+@click.option("--bucket-minutes", type=int, help="default: a day (MovieLens), 15 (REES46)")
+@click.option("--out", type=click.Path(path_type=Path), default=Path("reports"))
+@friendly
+def agree(dataset: str, data_dir: Path, limit: int, bucket_minutes: int | None, out: Path) -> None:
+    """Bucketed evaluation through broker, worker and Redis vs the in-process pipeline."""
+    from agents.agreement import run_agreement, table
+
+    bucket_ms = bucket_minutes * 60_000 if bucket_minutes else None
+    result = run_agreement(load_settings(), dataset, data_dir, limit, out, bucket_ms)
+    click.echo(table(result))
+    sys.exit(1 if result["rank_disagreements"] else 0)
+
+
+@main.command()
 @click.option("--events", default=30_000, show_default=True, help="events through the pipeline")
 @click.option("--probes", default=200, show_default=True, help="freshness probes")
 @click.option("--out", type=click.Path(path_type=Path), default=Path("reports"))
