@@ -53,7 +53,9 @@ def show(found: tuple[Any, dict[str, dict[str, Any]]], as_json: bool, title: str
         click.echo(orjson.dumps(doc).decode())
         return
     sources = " -> ".join(result.sources) or "nothing published"
-    click.echo(f"{safe(title)}  (v{result.version}, from: {sources})")
+    body = title.lstrip("\n")  # leading blank lines are layout, not part of an id
+    gap = "\n" * (len(title) - len(body))
+    click.echo(f"{gap}{safe(body)}  (v{result.version}, from: {sources})")
     if not result.items:
         click.echo("  (empty)")
     for n, (item, score, reason) in enumerate(result.items, 1):
