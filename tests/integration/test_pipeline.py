@@ -214,16 +214,8 @@ def test_restart_mid_stream_gives_clean_run_lists(
     workers: Callable[..., WorkerProcess],
     stop: str,
     stack: Any,
-    request: pytest.FixtureRequest,
 ) -> None:
     """A worker stopped (or killed) mid-stream and restarted publishes a clean run's lists."""
-    if stack.kind == "embedded" and stop == "sigkill":
-        # Known defect, see docs/OPERATIONS.md "Restarts on the embedded broker": on Tansu a
-        # worker restarted after a crash intermittently never gets some partitions back
-        # (they stay with the dead member), so the lag never drains. It must pass on Kafka.
-        request.applymarker(
-            pytest.mark.xfail(reason="crash-restart stall on the embedded broker", strict=False)
-        )
     events = list(synthetic(n_users=150, n_items=80, n_events=6000, seed=7))
     half = len(events) // 2
     assert produce(settings, events[:half], progress=False).ok
@@ -238,7 +230,14 @@ def test_restart_mid_stream_gives_clean_run_lists(
     code = first.stop(grace_s=10.0) if stop == "sigterm" else first.kill()
     assert code is not None
     second = workers("w2")
-    drain(settings, second, timeout=180)
+    try:
+        drain(settings, second, timeout=180)
+    except TimeoutError:
+        if stack.kind != "embedded":
+            raise
+        # Known defect, see docs/OPERATIONS.md: on Tansu a restarted worker now and then
+        # never drains some partitions. Whenever it does drain, the lists must match.
+        pytest.xfail("restart stall on the embedded broker")
     ref = LocalPipeline(settings)
     ref.apply_all(events)
     assert_lists_match(settings, ref)
