@@ -178,7 +178,10 @@ def build_app(settings: Settings) -> Runtime:
         within,
     )
 
-    rt.experiments = wire_experiments(app, settings, topics, publisher, dead_letters, table)
+    if settings.split:
+        # A second reader of interactions (and the only one of impressions): it costs a
+        # Faust pass per event, so it runs only while an A/B test is set up.
+        rt.experiments = wire_experiments(app, settings, topics, publisher, dead_letters, table)
 
     @app.timer(settings.flush_interval_s)
     async def settle_user_lists() -> None:

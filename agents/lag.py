@@ -15,14 +15,10 @@ from streams.topics import TopicSpec, build_topics
 def input_topics(settings: Settings) -> list[TopicSpec]:
     """Topics the workers of this version consume."""
     t = build_topics(settings)
-    return [
-        t.interactions,
-        t.catalog,
-        t.item_deltas,
-        t.trending_partials,
-        t.impressions,
-        t.outcomes,
-    ]
+    topics = [t.interactions, t.catalog, t.item_deltas, t.trending_partials]
+    if settings.split:  # the experiment agents run only while an A/B test is set up
+        topics += [t.impressions, t.outcomes]
+    return topics
 
 
 def log_ends(
