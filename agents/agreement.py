@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import time
-import uuid
 from collections.abc import Collection, Sequence
 from dataclasses import asdict
 from pathlib import Path
@@ -21,6 +20,7 @@ import orjson
 import redis
 
 from agents.admin import ensure_topics
+from agents.bench import run_settings as bench_run_settings
 from agents.control import refresh_when_drained
 from agents.producer import ProduceError, produce
 from infra import stack
@@ -39,7 +39,7 @@ from streams.evaluation.agreement import (
 from streams.evaluation.datasets import MINUTE_MS, load, spec_for
 from streams.evaluation.protocol import DAY_MS, Event
 from streams.serving import Keys
-from streams.settings import Settings, load_settings
+from streams.settings import Settings
 from streams.topics import build_topics
 
 # A bucket is one refresh of every list: a day of MovieLens, 15 minutes of the REES46 slice.
@@ -89,17 +89,7 @@ def run_settings(base: Settings, state: dict[str, Any]) -> Settings:
     The short flush and batching intervals only make draining faster: after a refresh
     every list is a function of the log alone, whatever the timers.
     """
-    ns = f"agree{uuid.uuid4().hex[:6]}"
-    return load_settings(
-        fallback=state,
-        kafka_bootstrap=state["kafka_bootstrap"],
-        redis_url=state["redis_url"],
-        namespace=ns,
-        topic_prefix=f"{ns}.",
-        state_dir=base.state_dir,
-        flush_interval_s=0.2,
-        batch_within_s=0.02,
-    )
+    return bench_run_settings(base, state, "agree", flush_interval_s=0.2, batch_within_s=0.02)
 
 
 def start_worker(settings: Settings, log: Path) -> WorkerProcess:

@@ -29,8 +29,9 @@ from streams.sources import synthetic
 from streams.topics import TopicSpec, build_topics
 
 
-def _settings(base: Settings, state: dict[str, Any]) -> Settings:
-    ns = f"bench{uuid.uuid4().hex[:6]}"
+def run_settings(base: Settings, state: dict[str, Any], label: str, **overrides: Any) -> Settings:
+    """Settings of one run on the stack ``state``: a namespace and topics of its own."""
+    ns = f"{label}{uuid.uuid4().hex[:6]}"
     return load_settings(
         fallback=state,
         kafka_bootstrap=state["kafka_bootstrap"],
@@ -38,6 +39,7 @@ def _settings(base: Settings, state: dict[str, Any]) -> Settings:
         namespace=ns,
         topic_prefix=f"{ns}.",
         state_dir=base.state_dir,
+        **overrides,
     )
 
 
@@ -140,7 +142,7 @@ def run_bench(base: Settings, n: int, probes: int, out: Path) -> dict[str, Any]:
     stack.up(base)
     state = stack.read_state(base.state_dir) or {}
     started_stack = before is None or before.get("pids") != state.get("pids")
-    s = _settings(base, state)
+    s = run_settings(base, state, "bench")
     worker = None
     try:
         click.echo(f"no-op Faust agent over {n} events ...")

@@ -247,7 +247,7 @@ class _Sender:
         topic, key = route(self.topics, event)
         if topic not in self.known:
             self.known = _require_topic(self.producer, topic, self.settings.kafka_bootstrap)
-        _send(self.producer, topic, key, value, event.ts, self.tally.on_delivery)
+        send(self.producer, topic, key, value, event.ts, self.tally.on_delivery)
         self.tally.sent[topic] += 1
         return 1
 
@@ -265,14 +265,15 @@ class _Sender:
         return value
 
 
-def _send(
+def send(
     producer: Producer,
     topic: str,
     key: bytes | None,
-    value: bytes,
+    value: bytes | None,
     ts: int | None,
     on_delivery: Callable[[KafkaError | None, Message], None],
 ) -> None:
+    """Queue one record, waiting for room when the local queue is full (nothing dropped)."""
     while True:
         try:
             producer.produce(topic, value, key, timestamp=ts or 0, on_delivery=on_delivery)

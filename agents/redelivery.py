@@ -16,7 +16,7 @@ from typing import Any
 from confluent_kafka import Consumer, KafkaError, Message, Producer, TopicPartition
 
 from agents.lag import log_ends
-from agents.producer import producer_config
+from agents.producer import producer_config, send
 from schemas.codec import check_record
 from schemas.dead_letter import DeadLetter
 from schemas.errors import DecodeError, KapparecError
@@ -148,10 +148,4 @@ def _send(
             summary.failed[f"{err.name()}: {err.str()}"] += 1
 
     key, value = record
-    while True:
-        try:
-            producer.produce(topic, value, key, on_delivery=on_delivery)
-            break
-        except BufferError:
-            producer.poll(0.05)
-    producer.poll(0)
+    send(producer, topic, key, value, None, on_delivery)

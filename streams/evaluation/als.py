@@ -22,7 +22,8 @@ from scipy.sparse import csr_matrix  # type: ignore[import-untyped, unused-ignor
 from threadpoolctl import threadpool_limits  # type: ignore[import-untyped, unused-ignore]
 
 from schemas.events import ADD_TO_CART, CLICK, PURCHASE, VIEW, CatalogItem, Interaction
-from streams.evaluation.scoring import ItemIndex, grow, top_items
+from streams.evaluation.scoring import top_items
+from streams.models.space import ItemSpace, grow
 
 DAY_MS = 86_400_000
 # Strength of one interaction as ALS input (confidence = alpha * strength); the strongest
@@ -52,8 +53,8 @@ class BatchALS:
         }
         self.retrain_every_ms = retrain_every_ms
         self.seed = seed
-        self.users = ItemIndex()
-        self.items = ItemIndex()
+        self.users = ItemSpace()
+        self.items = ItemSpace()
         self.history: list[dict[int, float]] = []
         self.counts = np.zeros(0, dtype=np.float64)
         self.next_train: int | None = None

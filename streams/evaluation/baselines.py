@@ -19,7 +19,8 @@ from schemas.events import CatalogItem, Interaction
 from streams.evaluation.als import BatchALS
 from streams.evaluation.pairs import PairCounts
 from streams.evaluation.protocol import POSITIVE
-from streams.evaluation.scoring import ItemIndex, grow, top_items
+from streams.evaluation.scoring import top_items
+from streams.models.space import ItemSpace, grow
 
 __all__ = ["BatchALS", "CoOccurrence", "Popularity", "RecentPopularity"]
 
@@ -32,7 +33,7 @@ class Popularity:
 
     def __init__(self, positives_only: bool = False) -> None:
         self.positives_only = positives_only
-        self.index = ItemIndex()
+        self.index = ItemSpace()
         self.counts = np.zeros(0, dtype=np.float64)
 
     def learn(self, event: Interaction) -> None:
@@ -61,7 +62,7 @@ class RecentPopularity:
 
     def __init__(self, half_life_ms: float = 7 * 86_400_000.0) -> None:
         self.half_life_ms = half_life_ms
-        self.index = ItemIndex()
+        self.index = ItemSpace()
         self.scores = np.zeros(0, dtype=np.float64)
         self.origin: int | None = None
 
@@ -108,7 +109,7 @@ class CoOccurrence:
         self.window = window
         self.pair_window = pair_window
         self.positive = positive
-        self.index = ItemIndex()
+        self.index = ItemSpace()
         self.counts = PairCounts()
         self.positives: dict[str, list[int]] = defaultdict(list)
         self._liked: dict[str, set[int]] = defaultdict(set)

@@ -14,7 +14,8 @@ from collections.abc import Sequence
 import numpy as np
 import numpy.typing as npt
 
-from streams.evaluation.scoring import grow, top_items
+from streams.evaluation.scoring import top_items
+from streams.models.space import grow
 
 
 class PairCounts:

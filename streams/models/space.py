@@ -27,13 +27,29 @@ class ItemSpace:
         return i
 
 
-def grown(arr: npt.NDArray[Any], n: int, axes: tuple[int, ...] = (0,)) -> npt.NDArray[Any]:
-    """``arr`` zero-padded so each of ``axes`` holds at least ``n`` (capacity doubles)."""
+def grow(
+    arr: npt.NDArray[Any],
+    n: int,
+    axes: tuple[int, ...] = (0,),
+    step: int | None = None,
+    minimum: int = 16,
+) -> npt.NDArray[Any]:
+    """``arr`` zero-padded so each of ``axes`` holds at least ``n``.
+
+    Capacity doubles (to at least ``minimum``), or with ``step`` grows to the next multiple
+    of ``step`` (for square matrices, where doubling could overshoot memory by a factor of
+    four).
+    """
     shape = list(arr.shape)
     if all(shape[a] >= n for a in axes):
         return arr
     for a in axes:
-        shape[a] = max(n, 2 * shape[a], 64)
+        shape[a] = -(-n // step) * step if step else max(n, 2 * shape[a], minimum)
     out = np.zeros(shape, dtype=arr.dtype)
     out[tuple(slice(0, s) for s in arr.shape)] = arr
     return out
+
+
+def grown(arr: npt.NDArray[Any], n: int, axes: tuple[int, ...] = (0,)) -> npt.NDArray[Any]:
+    """:func:`grow` with the online models' minimum capacity of 64."""
+    return grow(arr, n, axes, minimum=64)

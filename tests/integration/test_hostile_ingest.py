@@ -13,7 +13,7 @@ import redis
 from confluent_kafka import Consumer, Producer, TopicPartition
 
 from agents.admin import ensure_topics
-from agents.producer import produce, producer_config
+from agents.producer import produce, producer_config, send
 from infra.workers import WorkerProcess
 from schemas.dead_letter import DeadLetter
 from schemas.events import Interaction
@@ -54,13 +54,7 @@ def produce_bulk(settings: Settings, topic: str, payloads: list[Payload]) -> Non
             failed.append(str(err))
 
     for key, value in payloads:
-        while True:
-            try:
-                producer.produce(topic, value, key, on_delivery=on_delivery)
-                break
-            except BufferError:
-                producer.poll(0.05)
-        producer.poll(0)
+        send(producer, topic, key, value, None, on_delivery)
     assert producer.flush(120) == 0, "not all hostile payloads were delivered"
     assert not failed, failed[:3]
 
