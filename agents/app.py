@@ -20,7 +20,7 @@ import faust
 import orjson
 from redis.exceptions import RedisError
 
-from agents import codecs
+from agents import codecs, faust_seek
 from agents.catalog import IngestCatalog
 from agents.dead_letters import DeadLetters
 from agents.experiments import Experiments, wire_experiments
@@ -101,6 +101,7 @@ def _raw_topic(app: faust.App, name: str) -> faust.TopicT:
 def build_app(settings: Settings) -> Runtime:
     """Wire topics, tables, handlers and agents of one version."""
     codecs.register()
+    faust_seek.install()
     (settings.state_dir / "faust").mkdir(parents=True, exist_ok=True)
     app = _faust_app(settings)
     topics = build_topics(settings)
