@@ -17,6 +17,7 @@ import redis
 from confluent_kafka import Consumer, TopicPartition
 from tqdm import tqdm
 
+from agents.admin import ensure_topics
 from agents.control import request_refresh
 from agents.lag import consumer_lag, input_topics, log_ends, wait_caught_up
 from infra.workers import WorkerProcess
@@ -127,6 +128,12 @@ def replay(settings: Settings, timeout: float = 3600.0, start_ms: int | None = N
     deploy workers of the new version to keep it current before promoting.
     """
     require(settings, "kafka_bootstrap", "redis_url")
+    # The progress check reads the version's internal topics before its worker is up.
+    ensure_topics(
+        settings.kafka_bootstrap,
+        build_topics(settings).all(),
+        security=librdkafka_security(settings),
+    )
     if start_ms is not None:
         skipped = start_at(settings, start_ms)
         click.echo(f"starting at {start_ms} ms: skipping {skipped} records per topic")
