@@ -31,6 +31,7 @@ from agents.metrics import TABLE_KEYS, WORKER
 from agents.publisher import Publisher, connect
 from agents.recs_out import RecsOut
 from agents.user_lists import UserLists
+from agents.vector_replica import ItemVectorReplica
 from streams.experiments import from_settings
 from streams.security import redis_options
 from streams.settings import Settings
@@ -62,6 +63,7 @@ class Runtime:
     trending: MergeTrending
     dead_letters: DeadLetters
     user_lists: UserLists
+    vectors: ItemVectorReplica
     experiments: Experiments | None = None
 
 
@@ -146,10 +148,18 @@ def build_app(settings: Settings) -> Runtime:
             settings, users, item_deltas, dead_letters, user_lists, trending_topic
         ),
         items=AggregateItems(settings, items, parts, catalog, trending_topic, publisher),
-        catalog=IngestCatalog(settings, catalog, dead_letters, publisher, item_deltas),
+        catalog=IngestCatalog(
+            settings,
+            catalog,
+            dead_letters,
+            publisher,
+            item_deltas,
+            _raw_topic(app, topics.item_vectors.name),
+        ),
         trending=MergeTrending(settings, partials, catalog, publisher),
         dead_letters=dead_letters,
         user_lists=user_lists,
+        vectors=ItemVectorReplica(app, settings, topics, publisher, catalog),
     )
     within = settings.batch_within_s
     size = settings.batch_size
@@ -166,7 +176,7 @@ def build_app(settings: Settings) -> Runtime:
         app,
         _raw_topic(app, topics.catalog.name),
         "ingest_catalog",
-        _each(rt.catalog.handle),
+        rt.catalog.handle_batch,
         size,
         within,
     )
@@ -183,6 +193,11 @@ def build_app(settings: Settings) -> Runtime:
         # A second reader of interactions (and the only one of impressions): it costs a
         # Faust pass per event, so it runs only while an A/B test is set up.
         rt.experiments = wire_experiments(app, settings, topics, publisher, dead_letters, table)
+
+    @app.task
+    async def replicate_item_vectors() -> None:
+        # Every worker replays the whole item-vectors topic (see agents/vector_replica.py).
+        await _guard(app, "replicate_item_vectors", rt.vectors.run)
 
     @app.timer(settings.flush_interval_s)
     async def settle_user_lists() -> None:

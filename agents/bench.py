@@ -20,6 +20,7 @@ import redis
 from agents.admin import ensure_topics
 from agents.lag import wait_caught_up
 from agents.producer import produce
+from agents.replica_recall import replica_recall
 from infra import stack
 from infra.workers import WorkerProcess
 from schemas.events import Interaction
@@ -151,6 +152,7 @@ def run_bench(base: Settings, n: int, probes: int, out: Path) -> dict[str, Any]:
         pipe, worker = pipeline_rate(s, n, Path(s.state_dir) / f"{s.namespace}-bench.log")
         click.echo(f"freshness over {probes} probes ...")
         fresh = freshness(s, probes)
+        vectors = replica_recall(s)
     finally:
         if worker is not None:
             worker.stop()
@@ -166,6 +168,7 @@ def run_bench(base: Settings, n: int, probes: int, out: Path) -> dict[str, Any]:
         "pipeline": pipe,
         "pipeline_vs_noop": pipe["rate"] / noop["rate"],
         "freshness": fresh,
+        "item_vector_ann": vectors,
     }
     out.mkdir(parents=True, exist_ok=True)
     path = out / f"bench-{time.strftime('%Y%m%d-%H%M%S')}.json"

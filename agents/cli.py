@@ -187,18 +187,20 @@ def recs(user_id: str, k: int, as_json: bool) -> None:
 @main.command()
 @click.argument("item_id", callback=_id_argument)
 @click.option("--k", default=10, show_default=True)
-@click.option("--relation", type=click.Choice(["bought", "viewed"]), default="bought")
+@click.option("--relation", type=click.Choice(["bought", "viewed", "similar"]), default="bought")
 @click.option("--json", "as_json", is_flag=True)
 @friendly
 def similar(item_id: str, k: int, relation: str, as_json: bool) -> None:
-    """Customers who bought (or viewed) this item also bought (viewed)."""
+    """Also bought (or viewed) with this item, or nearest by item vector (``similar``);
+    then the item's other lists, then trending."""
     from agents.display import show
 
-    show(
-        _read(lambda r: _with_items(r, r.similar(item_id, k, relation))),
-        as_json,
-        f"also {relation} with item {item_id}",
+    title = (
+        f"similar to item {item_id}"
+        if relation == "similar"
+        else f"also {relation} with item {item_id}"
     )
+    show(_read(lambda r: _with_items(r, r.similar(item_id, k, relation))), as_json, title)
 
 
 @main.command()

@@ -27,6 +27,7 @@ def reason_text(reason: str) -> str:
     return {
         "b": f"bought with {arg}",
         "v": f"viewed with {arg}",
+        "s": f"similar to {arg}",
         "c": f"trending in {arg}",
         "t": "trending",
     }.get(kind, reason)

@@ -60,6 +60,11 @@ class Publisher:
         WORKER.observe(PUBLISH, time.perf_counter() - start)
         self.writes += len(writes)
 
+    async def delete(self, keys: Sequence[str]) -> None:
+        """Remove ``keys`` (lists of items that no longer exist) in one round trip."""
+        if keys:
+            await self.redis.delete(*keys)
+
     async def mget(self, keys: Sequence[str]) -> list[bytes | None]:
         """Values of ``keys`` (``None`` where missing) in one round trip."""
         if not keys:

@@ -1,7 +1,9 @@
 """The read path frontends use: one key lookup, with a fallback chain when it comes up short.
 
 Chain for a user: the user's own list -> the lists of the user's recent items (from the
-user's record, or passed in by a caller that knows the session) -> trending. Items are
+user's record, or passed in by a caller that knows the session) -> trending. Chain for an
+item: the relation asked for -> the item's other lists (bought, viewed, similar) ->
+trending. Items are
 never repeated, and purchased/seen items stay out because the user's list excludes
 them and the fallbacks skip the user's recent items.
 """
@@ -16,10 +18,12 @@ from typing import Any
 import orjson
 import redis.asyncio as aioredis
 
-from streams.serving import Keys
+from streams.serving import SIMILAR, Keys
 from streams.user_state import BOUGHT, VIEWED
 
 POINTER_CACHE_S = 1.0
+RELATIONS = (BOUGHT, VIEWED, SIMILAR)  # item lists, in the order a fallback tries them
+REASONS = {BOUGHT: "b:", VIEWED: "v:", SIMILAR: "s:"}
 
 
 @dataclass
@@ -94,15 +98,19 @@ class Reader:
         return result
 
     async def similar(self, item_id: str, k: int = 10, relation: str = BOUGHT) -> ReadResult:
-        """An item's ``relation`` list, topped up with the other relation, then trending."""
+        """An item's ``relation`` list, topped up with the other item lists, then trending.
+
+        Relations, in fallback order: ``bought``, ``viewed``, ``similar`` (nearest item
+        vectors: content from the catalogue record, so a new item has one at once).
+        """
         keys = Keys(self.namespace, await self.version())
-        other = VIEWED if relation == BOUGHT else BOUGHT
-        main, alt = await self.redis.mget([keys.item(relation, item_id), keys.item(other, item_id)])
+        order = [relation, *(r for r in RELATIONS if r != relation)]
+        raws = await self.redis.mget([keys.item(rel, item_id) for rel in order])
         result = ReadResult([], keys.version)
         seen = {item_id}
-        for rel, raw in ((relation, main), (other, alt)):
+        for rel, raw in zip(order, raws, strict=True):
             if raw is not None and len(result.items) < k:
-                reason = ("b:" if rel == BOUGHT else "v:") + item_id
+                reason = REASONS[rel] + item_id
                 _extend(result, orjson.loads(raw)["items"], k, seen, rel, reason)
         if len(result.items) < k:
             await self._top_up_trending(keys, result, k, seen)

@@ -24,8 +24,9 @@ from streams.user_state import BOUGHT, VIEWED
 
 RECORD_VERSION = 1
 USER, ITEM_META, TRENDING, POPULAR, META = "user", "item", "trending", "popular", "meta"
+SIMILAR = "similar"
 # Every key kind after the version prefix: none is a prefix of another (tested).
-KINDS = (USER, BOUGHT, VIEWED, ITEM_META, TRENDING, POPULAR, META)
+KINDS = (USER, BOUGHT, VIEWED, SIMILAR, ITEM_META, TRENDING, POPULAR, META)
 _ALL, _CAT = "all", "cat:"
 
 
@@ -51,7 +52,7 @@ class Keys:
         return f"{self.prefix}{USER}:{user_id}"
 
     def item(self, relation: str, item_id: str) -> str:
-        """An item's neighbour list: relation is ``bought`` or ``viewed``."""
+        """An item's neighbour list: relation is ``bought``, ``viewed`` or ``similar``."""
         return f"{self.prefix}{relation}:{item_id}"
 
     def bought(self, item_id: str) -> str:
@@ -61,6 +62,10 @@ class Keys:
     def viewed(self, item_id: str) -> str:
         """Customers who viewed this also viewed."""
         return self.item(VIEWED, item_id)
+
+    def similar(self, item_id: str) -> str:
+        """Items whose vectors are nearest (content, from the catalogue record)."""
+        return self.item(SIMILAR, item_id)
 
     def trending(self, category: str = "") -> str:
         """Trending items overall, or in ``category``."""

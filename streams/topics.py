@@ -45,6 +45,7 @@ class Topics:
     changelogs: tuple[TopicSpec, ...]
     alerts: TopicSpec
     outcomes: TopicSpec
+    item_vectors: TopicSpec
 
     def sources(self) -> tuple[TopicSpec, ...]:
         """Topics that producers write to; each has a paired dead-letter topic."""
@@ -73,6 +74,7 @@ class Topics:
             self.item_deltas,
             self.trending_partials,
             self.outcomes,
+            self.item_vectors,
             *self.changelogs,
         )
 
@@ -150,5 +152,14 @@ def build_topics(settings: Settings) -> Topics:
             internal=True,
             doc="per-partition attribution records (impressions, clicks), merged into the A/B "
             "report and the drift detectors",
+        ),
+        item_vectors=TopicSpec(
+            f"{app}-item-vectors",
+            n,
+            "item_id",
+            "compact",
+            internal=True,
+            doc="latest vector per item (float32 little-endian), empty value = tombstone; "
+            "every worker replays all of it into its own HNSW replica",
         ),
     )

@@ -66,6 +66,7 @@ class VectorIndex:
         self.updates = 0
         self.rebuilds = 0
         self.graph = self._new_graph(params.initial_capacity)
+        self._scan: tuple[npt.NDArray[np.int64], Matrix] | None = None  # cache of scan()
 
     def __len__(self) -> int:
         return len(self.indexed)
@@ -114,6 +115,7 @@ class VectorIndex:
         writes = {lb: v for lb, v in pending.items() if v is not None and self._moved(lb, v)}
         if not deletes and not writes:
             return 0
+        self._scan = None
         fresh = sum(1 for lb in writes if lb not in self.indexed)
         updates = len(writes) - fresh
         live_after = len(self.indexed) + fresh - len(deletes)
@@ -146,13 +148,33 @@ class VectorIndex:
 
     def exact(self, vector: Matrix, k: int) -> list[str]:
         """The true top ``k`` by brute force over the indexed vectors (for recall checks)."""
-        labels = list(self.indexed)
-        if not labels:
-            return []
-        mat = np.stack([self.indexed[lb] for lb in labels])
-        scores = mat @ np.asarray(vector, dtype=np.float32)
+        labels, scores = self.scan(vector)
         order = np.argsort(-scores, kind="stable")[:k]
-        return [self.ids[labels[i]] for i in order.tolist()]
+        return [self.ids[int(labels[i])] for i in order.tolist()]
+
+    def scan(self, vector: Matrix) -> tuple[npt.NDArray[np.int64], Matrix]:
+        """Labels and inner products of every indexed item, by brute force.
+
+        Brute force costs O(n) per query against HNSW's O(log n), but it is exact and
+        does not depend on the order in which the graph was built.
+        """
+        labels, mat = self.matrix()
+        return labels, mat @ np.asarray(vector, dtype=np.float32)
+
+    def matrix(self) -> tuple[npt.NDArray[np.int64], Matrix]:
+        """Labels and vectors of every indexed item, one row each.
+
+        Kept between calls; rebuilt after a flush changed the index.
+        """
+        if self._scan is None:
+            labels = np.fromiter(self.indexed, dtype=np.int64, count=len(self.indexed))
+            mat = (
+                np.stack([self.indexed[int(lb)] for lb in labels])
+                if len(labels)
+                else np.zeros((0, self.params.dim), dtype=np.float32)
+            )
+            self._scan = (labels, mat)
+        return self._scan
 
     # --- internals ----------------------------------------------------------------------
 
@@ -212,10 +234,12 @@ class VectorIndex:
     def __getstate__(self) -> dict[str, Any]:
         state = self.__dict__.copy()
         del state["lock"]
+        state["_scan"] = None  # a cache, rebuilt on demand
         return state
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__dict__.update(state)
+        self.__dict__.setdefault("_scan", None)
         self.lock = threading.Lock()
 
 

@@ -27,6 +27,7 @@ BUILDERS: dict[str, Callable[[Keys, str], str]] = {
     "user": Keys.user,
     "bought": Keys.bought,
     "viewed": Keys.viewed,
+    "similar": Keys.similar,
     "item_meta": Keys.item_meta,
     "trending": Keys.trending,
     "popular": Keys.popular,
@@ -39,6 +40,7 @@ def test_key_names() -> None:
     assert KEYS.user("u1") == "kapparec:v3:user:u1"
     assert KEYS.bought("i1") == "kapparec:v3:bought:i1"
     assert KEYS.viewed("i1") == "kapparec:v3:viewed:i1"
+    assert KEYS.similar("i1") == "kapparec:v3:similar:i1"
     assert KEYS.item("bought", "i1") == KEYS.bought("i1")
     assert KEYS.item_meta("i1") == "kapparec:v3:item:i1"
     assert KEYS.trending() == "kapparec:v3:trending:all"
@@ -159,6 +161,7 @@ ID_KINDS = {
     "user": Keys.user,
     "bought": Keys.bought,
     "viewed": Keys.viewed,
+    "similar": Keys.similar,
     "item": Keys.item_meta,
     "trending": Keys.trending,
     "popular": Keys.popular,

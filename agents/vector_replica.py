@@ -1,0 +1,190 @@
+"""Every worker's HNSW replica of all item vectors, and the similar-items lists it publishes.
+
+Why a plain aiokafka consumer with no group, assigned to every partition of the
+item-vectors topic, run as an ``app.task``:
+
+- Each worker needs *all* the vectors (an ANN query may return any item); a consumer
+  group, Faust's included, would split the partitions among the workers.
+- A Faust ``GlobalTable`` would also give every worker everything, but through table
+  recovery: the worker's agents wait until the whole topic is replayed, writes have to go
+  through the table (the catalogue agent writes plain records; the item side will too),
+  there is no "these keys changed" hook to mark lists stale, and every vector would be
+  held twice (table and graph).
+- Nothing is committed: the replica is rebuilt from the earliest offset at every start.
+  The topic is compacted (one record per item), the graph is never checkpointed, and a
+  rebalance of the worker's group never touches the replica.
+
+Threads: the replica lives on one executor thread. Apply, flush (growth and build-aside
+rebuilds included) and queries all run there, so the event loop (agents, heartbeats)
+never waits for the graph, and nothing is written while a query runs (a single thread,
+and ``VectorIndex``'s lock for any other reader).
+
+Lists: a worker writes the similar-items lists of the items of the catalogue partitions
+it owns (an item's vector is written on the partition of its catalogue record), so each
+list has one writer. Stale lists (changed items and their neighbours) are written after
+each coalesced flush. After catching up, and whenever the worker gains partitions, it
+writes every list of the partitions gained; so a restart or a rebalance republishes what
+a crashed worker may have left half done.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import logging
+import time
+from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, TypeVar
+
+import faust
+from aiokafka import AIOKafkaConsumer, TopicPartition
+
+from agents.kafka_security import aiokafka_options
+from agents.metrics import TABLE_KEYS, WORKER
+from agents.publisher import Publisher
+from streams.models.replica import Neighbours, ReplicaParams, VectorReplica, decode_value
+from streams.models.vectors import VectorParams, VectorRecord
+from streams.partitioning import partition_for
+from streams.serving import encode_list
+from streams.settings import Settings
+from streams.topics import Topics
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+POLL_MS = 200  # how long a poll waits; also the granularity of the flush timer
+MAX_RECORDS = 5_000
+PUBLISH_CHUNK = 500  # lists per query round and Redis pipeline
+SPARE = 10  # extra neighbours asked for, so that out-of-stock ones can be dropped
+GAUGE = "item_vectors"  # label of the replica size in kapparec_table_keys
+
+
+def now_ms() -> int:
+    """Wall-clock milliseconds: the replica flushes on the clock, not on event time."""
+    return int(time.time() * 1000)
+
+
+class ItemVectorReplica:
+    """Replays the item-vectors topic into a :class:`VectorReplica`; publishes similar lists."""
+
+    def __init__(
+        self,
+        app: faust.App,
+        settings: Settings,
+        topics: Topics,
+        publisher: Publisher,
+        catalog: Any,  # faust GlobalTable[str, dict]: every worker holds all of it
+    ) -> None:
+        self.app = app
+        self.settings = settings
+        self.topic = topics.item_vectors
+        self.catalog_topic = topics.catalog.name
+        self.publisher = publisher
+        self.catalog = catalog
+        self.dim = VectorParams().dim
+        self.replica = VectorReplica(ReplicaParams(list_size=settings.item_list_size))
+        self.pool = ThreadPoolExecutor(1, thread_name_prefix="item-vectors")
+        self.caught_up = False
+        self.bad_records = 0
+
+    async def run(self) -> None:
+        """Replay from the earliest offset, then follow the topic until the worker stops."""
+        consumer = AIOKafkaConsumer(
+            bootstrap_servers=self.settings.kafka_bootstrap.split(","),
+            group_id=None,
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            client_id=f"{self.settings.app_id}-item-vectors",
+            **aiokafka_options(self.settings),
+        )
+        await consumer.start()
+        try:
+            await self._follow(consumer)
+        finally:
+            await consumer.stop()
+            self.pool.shutdown(wait=False)
+
+    async def _follow(self, consumer: AIOKafkaConsumer) -> None:
+        tps = [TopicPartition(self.topic.name, p) for p in range(self.topic.partitions)]
+        consumer.assign(tps)
+        await consumer.seek_to_beginning(*tps)
+        behind = {tp: end for tp, end in (await consumer.end_offsets(tps)).items() if end > 0}
+        started = time.monotonic()
+        owned: set[int] = set()
+        while True:
+            polled = await consumer.getmany(timeout_ms=POLL_MS, max_records=MAX_RECORDS)
+            records = self._decode(m for batch in polled.values() for m in batch)
+            stale = await self._run(self.replica.step, records, now_ms(), self.caught_up)
+            if behind:
+                for tp in list(behind):
+                    if await consumer.position(tp) >= behind[tp]:
+                        del behind[tp]
+                if behind:
+                    continue
+                await self._run(self.replica.flush, now_ms())
+                log.info(
+                    "item-vector replica caught up: %d items in %.1fs",
+                    len(self.replica),
+                    time.monotonic() - started,
+                )
+            self.caught_up = True
+            WORKER.gauge(TABLE_KEYS, len(self.replica), GAUGE)
+            now_owned = self._owned()
+            gained, owned = now_owned - owned, now_owned
+            if gained:
+                stale |= set(await self._run(self.replica.items, self._in(gained)))
+            mine = [i for i in stale if partition_for(i, self.topic.partitions) in owned]
+            await self.publish(sorted(mine))
+
+    async def publish(self, items: Sequence[str]) -> None:
+        """Write the similar-items lists of ``items``; remove those of deleted items."""
+        k = self.settings.item_list_size
+        for start in range(0, len(items), PUBLISH_CHUNK):
+            chunk = items[start : start + PUBLISH_CHUNK]
+            found = await self._run(self.replica.lists, chunk, k + SPARE)
+            writes, gone = self._encode(found, k)
+            await self.publisher.write(writes)
+            await self.publisher.delete(gone)
+
+    def _encode(
+        self, found: dict[str, Neighbours | None], k: int
+    ) -> tuple[list[tuple[str, bytes, int]], list[str]]:
+        keys, ttl = self.publisher.keys, self.settings.item_ttl_s
+        computed, newest = now_ms(), self.replica.newest_ts
+        writes, gone = [], []
+        for item, neighbours in found.items():
+            if neighbours is None:
+                gone.append(keys.similar(item))
+                continue
+            rows = [[i, s] for i, s in neighbours if self._available(i)][:k]
+            writes.append((keys.similar(item), encode_list(rows, computed, newest), ttl))
+        return writes, gone
+
+    def _available(self, item_id: str) -> bool:
+        meta = self.catalog.get(item_id)
+        return not meta or (meta.get("in_stock", True) and not meta.get("deleted"))
+
+    def _decode(self, messages: Iterable[Any]) -> list[tuple[VectorRecord, int]]:
+        out = []
+        for m in messages:
+            try:
+                item_id = m.key.decode()
+                out.append((decode_value(item_id, m.value, self.dim), m.timestamp))
+            except (AttributeError, UnicodeDecodeError, ValueError) as exc:
+                # Written only by this application: a bad record is a bug, not input. It
+                # is skipped (the replica keeps the item's previous vector) and logged.
+                self.bad_records += 1
+                log.error("item-vectors %s/%s@%s skipped: %s", m.topic, m.partition, m.offset, exc)
+        return out
+
+    def _owned(self) -> set[int]:
+        actives = self.app.assignor.assigned_actives()
+        return {tp.partition for tp in actives if tp.topic == self.catalog_topic}
+
+    def _in(self, partitions: set[int]) -> Callable[[str], bool]:
+        n = self.topic.partitions
+        return lambda item: partition_for(item, n) in partitions
+
+    async def _run(self, fn: Callable[..., T], *args: Any) -> T:
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self.pool, functools.partial(fn, *args))
