@@ -75,3 +75,6 @@ bench-http: install ## HTTP API and Redis GET latency, open loop at 1k and 10k r
 dashboard-image: install browser ## refresh docs/img/dashboard.png from the dashboard test
 	DASHBOARD_SCREENSHOT=$(CURDIR)/docs/img/dashboard.png $(BIN)/pytest -q \
 	  tests/integration/serving/test_dashboard.py -k figures
+
+scale: install ## per-unit costs: pipeline and memory at 10k/100k/1M items, HNSW at 1M, Redis bytes per list -> reports/
+	nice -n 10 $(BIN)/python -m agents.scale_bench all --data-dir $(DATA) --out reports

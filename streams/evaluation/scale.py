@@ -1,0 +1,158 @@
+"""Pure parts of the scale measurements: candidate user-list encodings, recall, percentiles.
+
+The published user record (``streams.serving.encode_user``) repeats the item id, a
+4-decimal score and a reason string per entry. Its size is what 50 M user lists cost in
+Redis, so the measurement compares it with denser encodings that carry the same list.
+None of these is wired into the workers: they are proposals, measured side by side, and
+each has a decoder back to the ``[item_id, score, reason]`` entries so that a test can
+check that nothing but score precision is lost.
+"""
+
+from __future__ import annotations
+
+import math
+import struct
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+import orjson
+
+from streams.blending import Rec
+
+SCORE_SCALE = 1000  # milli-scores: 3 decimals, enough to keep a ranked list's order readable
+
+
+def compact_user(
+    recs: Sequence[Rec],
+    recent: Sequence[str],
+    version: int,
+    variant: str,
+    computed_at_ms: int,
+    event_ts: int,
+    scores: bool = True,
+) -> bytes:
+    """The user record as parallel arrays: ids, milli-scores, reasons as table indexes.
+
+    A list's reasons repeat (most point at one of the ten anchors), so each distinct reason
+    is written once in ``w`` and every entry refers to it by index. Without ``scores`` the
+    order alone carries the rank.
+    """
+    table: dict[str, int] = {}
+    for r in recs:
+        table.setdefault(r.reason, len(table))
+    doc: dict[str, Any] = {
+        "v": 2,
+        "version": version,
+        "variant": variant,
+        "computed_at": computed_at_ms,
+        "event_ts": event_ts,
+        "i": [r.item_id for r in recs],
+    }
+    if scores:
+        doc["s"] = [round(r.score * SCORE_SCALE) for r in recs]
+    doc["w"] = list(table)
+    doc["r"] = [table[r.reason] for r in recs]
+    doc["recent"] = list(recent)
+    return orjson.dumps(doc)
+
+
+def expand_compact(raw: bytes) -> list[list[Any]]:
+    """The ``[item_id, score, reason]`` entries of a :func:`compact_user` record.
+
+    Without scores in the record, the score is ``None``.
+    """
+    doc = orjson.loads(raw)
+    scores = doc.get("s")
+    return [
+        [item, None if scores is None else scores[n] / SCORE_SCALE, doc["w"][doc["r"][n]]]
+        for n, item in enumerate(doc["i"])
+    ]
+
+
+def packed_user(
+    recs: Sequence[Rec], recent: Sequence[str], event_ts: int, scores: bool = True
+) -> bytes | None:
+    """A binary record for numeric ids below 2**32 (REES46's are): ``None`` otherwise.
+
+    Layout (little endian): event_ts u64, n u8, m u8, then n item ids u32, n milli-scores
+    u16 (capped; left out without ``scores``), n reason codes u8, then the m anchor ids
+    u32. A reason code is 2 * anchor index (+ 1 for ``v:``; at most 127 anchors), 254 for
+    ``t`` and 255 for a category, whose name the reader takes from the user's recent
+    items. It shows what the list costs when the ids are numbers, not text.
+    """
+    ids = [r.item_id for r in recs] + list(recent)
+    if len(recs) > 255 or len(recent) > 127 or not all(_u32(i) for i in ids):
+        return None
+    anchor = {a: n for n, a in enumerate(recent)}
+    codes = []
+    for r in recs:
+        kind, _, arg = r.reason.partition(":")
+        if kind in ("b", "v") and arg in anchor:
+            codes.append(anchor[arg] * 2 + (kind == "v"))
+        else:
+            codes.append(254 if r.reason == "t" else 255)
+    n, m = len(recs), len(recent)
+    milli = [min(65_535, max(0, round(r.score * SCORE_SCALE))) for r in recs] if scores else []
+    return struct.pack(
+        f"<QBB{n}I{len(milli)}H{n}B{m}I",
+        event_ts,
+        n,
+        m,
+        *(int(r.item_id) for r in recs),
+        *milli,
+        *codes,
+        *(int(a) for a in recent),
+    )
+
+
+def unpack_user(raw: bytes, scores: bool = True) -> tuple[int, list[list[Any]]]:
+    """``(event_ts, [[item_id, score, reason], ...])`` of a :func:`packed_user` record.
+
+    Category reasons come back as ``c`` (the name is not stored) and, without scores,
+    the score is ``None``.
+    """
+    event_ts, n, m = struct.unpack_from("<QBB", raw)
+    fmt = f"<{n}I{n if scores else 0}H{n}B{m}I"
+    body = struct.unpack_from(fmt, raw, struct.calcsize("<QBB"))
+    ids, rest = body[:n], body[n:]
+    milli, rest = (rest[:n], rest[n:]) if scores else ((), rest)
+    codes, anchors = rest[:n], rest[n:]
+
+    def reason(code: int) -> str:
+        if code == 254:
+            return "t"
+        if code == 255:
+            return "c"
+        return f"{'bv'[code % 2]}:{anchors[code // 2]}"
+
+    return event_ts, [
+        [str(ids[i]), milli[i] / SCORE_SCALE if scores else None, reason(codes[i])]
+        for i in range(n)
+    ]
+
+
+def _u32(text: str) -> bool:
+    return text.isascii() and text.isdigit() and str(int(text)) == text and int(text) < 2**32
+
+
+def recall_at_k(found: Sequence[Iterable[int]], truth: Sequence[Iterable[int]]) -> float:
+    """Mean share of each exact top-k set that the approximate answer contains."""
+    if len(found) != len(truth):
+        raise ValueError("one answer per query is needed")
+    hits = total = 0
+    for got, want in zip(found, truth, strict=True):
+        w = set(want)
+        hits += len(w & set(got))
+        total += len(w)
+    return 1.0 if total == 0 else hits / total
+
+
+def percentile(values: Sequence[float], q: float) -> float:
+    """The ``q``-th percentile (0-100) by the nearest-rank method."""
+    if not values:
+        raise ValueError("no values")
+    if not 0 <= q <= 100:
+        raise ValueError("q must be within 0..100")
+    ordered = sorted(values)
+    rank = max(1, math.ceil(q / 100 * len(ordered)))
+    return ordered[rank - 1]

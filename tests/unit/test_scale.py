@@ -1,0 +1,96 @@
+"""The candidate user-record encodings carry the same list; recall and percentiles."""
+
+from __future__ import annotations
+
+import orjson
+import pytest
+
+from streams.blending import Rec
+from streams.evaluation.scale import (
+    compact_user,
+    expand_compact,
+    packed_user,
+    percentile,
+    recall_at_k,
+    unpack_user,
+)
+from streams.serving import encode_user
+
+ANCHORS = ["1004856", "12703015", "44600062"]
+RECS = [
+    Rec("1004750", 2.61834, "b:1004856"),
+    Rec("1004788", 0.69412, "v:12703015"),
+    Rec("3900821", 0.41, "c:electronics.smartphone"),
+    Rec("1005007", 0.1206, "v:1004856"),
+    Rec("5100816", 0.05, "t"),
+]
+
+
+def test_compact_user_round_trips_to_the_published_entries() -> None:
+    current = orjson.loads(encode_user(RECS, ANCHORS, 1, "A", 1, 2))["items"]
+    raw = compact_user(RECS, ANCHORS, 1, "A", 1, 2)
+    expanded = expand_compact(raw)
+    assert [e[0] for e in expanded] == [c[0] for c in current]
+    assert [e[2] for e in expanded] == [c[2] for c in current]
+    assert [e[1] for e in expanded] == [pytest.approx(c[1], abs=5e-4) for c in current]
+    assert orjson.loads(raw)["recent"] == ANCHORS
+
+
+def test_compact_user_writes_each_distinct_reason_once() -> None:
+    recs = [Rec(str(1_000_000 + n), 1.0 / (n + 1), "b:1004856") for n in range(50)]
+    doc = orjson.loads(compact_user(recs, ANCHORS, 1, "A", 1, 2))
+    assert doc["w"] == ["b:1004856"]
+    assert doc["r"] == [0] * 50
+    assert len(compact_user(recs, ANCHORS, 1, "A", 1, 2)) < len(
+        encode_user(recs, ANCHORS, 1, "A", 1, 2)
+    )
+
+
+def test_compact_user_without_scores_keeps_order_and_reasons() -> None:
+    expanded = expand_compact(compact_user(RECS, ANCHORS, 1, "A", 1, 2, scores=False))
+    assert [(e[0], e[1], e[2]) for e in expanded] == [(r.item_id, None, r.reason) for r in RECS]
+
+
+def test_packed_user_round_trips_ids_scores_and_anchor_reasons() -> None:
+    raw = packed_user(RECS, ANCHORS, 1_570_000_005_000)
+    assert raw is not None
+    ts, entries = unpack_user(raw)
+    assert ts == 1_570_000_005_000
+    assert [e[0] for e in entries] == [r.item_id for r in RECS]
+    assert [e[2] for e in entries] == ["b:1004856", "v:12703015", "c", "v:1004856", "t"]
+    assert [e[1] for e in entries] == [pytest.approx(r.score, abs=5e-4) for r in RECS]
+
+
+def test_packed_user_without_scores_is_smaller_and_still_decodes() -> None:
+    with_scores = packed_user(RECS, ANCHORS, 7)
+    without = packed_user(RECS, ANCHORS, 7, scores=False)
+    assert with_scores is not None and without is not None
+    assert len(with_scores) - len(without) == 2 * len(RECS)
+    _, entries = unpack_user(without, scores=False)
+    assert [e[0] for e in entries] == [r.item_id for r in RECS]
+    assert all(e[1] is None for e in entries)
+
+
+@pytest.mark.parametrize("bad", ["i123", "0123", "4294967296", "١٢٣"])
+def test_packed_user_refuses_ids_that_are_not_u32_numbers(bad: str) -> None:
+    assert packed_user([Rec(bad, 1.0, "t")], ANCHORS, 1) is None
+    assert packed_user(RECS, [*ANCHORS, bad], 1) is None
+
+
+def test_recall_at_k_counts_the_exact_answers_found() -> None:
+    assert recall_at_k([[1, 2, 3], [4, 5, 9]], [[1, 2, 3], [4, 5, 6]]) == pytest.approx(5 / 6)
+    assert recall_at_k([], []) == 1.0
+    with pytest.raises(ValueError):
+        recall_at_k([[1]], [])
+
+
+def test_percentile_is_nearest_rank() -> None:
+    values = [float(v) for v in range(1, 101)]
+    assert percentile(values, 50) == 50.0
+    assert percentile(values, 99) == 99.0
+    assert percentile(values, 100) == 100.0
+    assert percentile([3.0, 1.0, 2.0], 0) == 1.0
+    with pytest.raises(ValueError):
+        percentile([], 50)
+    with pytest.raises(ValueError):
+        percentile([1.0], 101)
