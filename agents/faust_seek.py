@@ -14,16 +14,31 @@ This puts the missing seek in: a partition with no committed offset (or 0) goes 
 its beginning, which is what ``auto_offset_reset=earliest`` means for it. Messages read
 twice are harmless: every handler is idempotent by offset. Changelog partitions are left
 alone; table recovery seeks them itself.
+
+A second guard keeps a seek from being undone by the batch that was being read when it
+happened. Faust's fetch loop marks each message it hands on as read (its "read offset")
+even when a rebalance suspended the flow and the message was dropped; the seek after the
+rebalance sets the read offsets back to the committed ones so that the dropped messages
+come again. Faust stops reading an old batch when the group generation changes, but a
+broker may keep the generation across re-joins (the embedded one does): the rest of the
+old batch was then still handed on after the seek, pushed the read offset past the
+dropped range, and the re-fetched messages of that range were discarded as already read.
+The range was never acknowledged, so the partition was never committed again. Here every
+seek starts a new epoch: a batch fetched in an earlier epoch stops at the first message
+after the seek, and the read offset the last one moved is put back to the seek's.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from typing import Any
 
+from faust.transport import consumer as faust_consumer
 from faust.transport.drivers import aiokafka as faust_aiokafka
 
 _ORIGINAL = "_kapparec_original_seek_to_committed"
+_EPOCH = "_kapparec_seek_epoch"  # consumer attribute: number of seeks so far
+_AFTER = "_kapparec_after_seek"  # consumer attribute: read offsets the last seek set
 
 
 async def seek_uncommitted_to_beginning(
@@ -45,13 +60,43 @@ async def _seek_to_committed(self: Any) -> Mapping[Any, int | None]:
     )
 
 
+def _seek_epochs(
+    perform_seek: Callable[[Any], Awaitable[None]],
+    getmany: Callable[[Any, float], AsyncIterator[tuple[Any, Any]]],
+) -> tuple[Callable[[Any], Awaitable[None]], Callable[[Any, float], AsyncIterator[Any]]]:
+    """``perform_seek`` and ``getmany`` of Faust's consumer, with seek epochs."""
+
+    async def seek(self: Any) -> None:
+        setattr(self, _EPOCH, getattr(self, _EPOCH, 0) + 1)
+        await perform_seek(self)
+        setattr(self, _AFTER, dict(self._read_offset))
+
+    async def fetch(self: Any, timeout: float) -> AsyncIterator[tuple[Any, Any]]:
+        epoch = getattr(self, _EPOCH, 0)
+        async for tp, message in getmany(self, timeout):
+            if getattr(self, _EPOCH, 0) != epoch:
+                return  # fetched before a seek: the seek reads it again
+            yield tp, message
+            # The fetch loop has handed ``message`` on and set its read offset by now.
+            if getattr(self, _EPOCH, 0) != epoch:
+                self._read_offset[tp] = getattr(self, _AFTER, {}).get(tp)
+                return
+
+    return seek, fetch
+
+
 def install() -> None:
-    """Replace Faust's aiokafka ``seek_to_committed`` (idempotent)."""
+    """Replace Faust's aiokafka ``seek_to_committed`` and guard its seeks (idempotent)."""
     cls = faust_aiokafka.AIOKafkaConsumerThread
     if getattr(cls, _ORIGINAL, None) is not None:
         return
     original = getattr(cls, "seek_to_committed", None)
-    if original is None:  # a Faust without it: fail loudly rather than stall silently
-        raise RuntimeError("faust AIOKafkaConsumerThread.seek_to_committed not found")
+    base = faust_consumer.Consumer
+    needed = [original, getattr(base, "perform_seek", None), getattr(base, "getmany", None)]
+    if any(fn is None for fn in needed):  # a Faust without them: fail loudly, not stall
+        raise RuntimeError("faust consumer lacks seek_to_committed, perform_seek or getmany")
     setattr(cls, _ORIGINAL, original)
     cls.seek_to_committed = _seek_to_committed  # type: ignore[method-assign]
+    seek, fetch = _seek_epochs(base.perform_seek, base.getmany)
+    setattr(base, "perform_seek", seek)  # noqa: B010 (a method replaced on the class)
+    setattr(base, "getmany", fetch)  # noqa: B010
