@@ -70,11 +70,7 @@ def test_worker_stops_without_acknowledging_and_a_restart_catches_up(
     namespace: str,
     tmp_path: Path,
     stack: object,
-    request: pytest.FixtureRequest,
 ) -> None:
-    if getattr(stack, "kind", "") == "embedded":
-        # a restarted worker may stall on the embedded broker (docs/OPERATIONS.md)
-        request.applymarker(pytest.mark.xfail(reason="restart stall on Tansu", strict=False))
     settings = make_settings(
         topic_prefix=f"{namespace}.", redis_url=own_redis.url, settle_s=1.0, batch_within_s=0.02
     )
@@ -98,7 +94,15 @@ def test_worker_stops_without_acknowledging_and_a_restart_catches_up(
         own_redis.start()
         second = WorkerProcess(settings, tmp_path / "w2.log", worker_id="w2")
         workers.append(second)
-        drain(settings, second, timeout=180)
+        try:
+            drain(settings, second, timeout=180)
+        except TimeoutError:
+            if getattr(stack, "kind", "") != "embedded":
+                raise
+            # Known defect, see docs/OPERATIONS.md: on the embedded broker the restarted
+            # worker now and then never takes the last record of a partition. Only that
+            # is an expected failure; everything else in this test must hold.
+            pytest.xfail("restart stall on the embedded broker")
         r = redis.Redis.from_url(own_redis.url)
         try:
             assert r.get(keys.user("u2")) is not None, "the event sent during the outage was lost"
