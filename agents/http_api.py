@@ -117,6 +117,7 @@ class HttpApi:
             ("/recommendations/{user_id}", self.recommendations),
             ("/items/{item_id}/also-bought", self.similar("bought")),
             ("/items/{item_id}/also-viewed", self.similar("viewed")),
+            ("/items/{item_id}/similar", self.similar("similar")),
             ("/trending", self.trending),
             ("/health", self.health),
             ("/openapi.json", self.openapi),
@@ -194,7 +195,7 @@ class HttpApi:
         return _json({"user_id": user_id, **result.to_dict()})
 
     def similar(self, relation: str) -> Callable[[Request], Awaitable[Response]]:
-        """Customers who ``relation`` this also ``relation``, then the other list, trending."""
+        """An item's ``relation`` list (bought, viewed or similar), then the others, trending."""
 
         async def handle(req: Request) -> Response:
             item_id = check_id(req.param, "item_id")

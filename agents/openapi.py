@@ -59,7 +59,7 @@ _READ_RESULT = {
         "version": {"type": "integer", "description": "Output version that was read."},
         "sources": {
             "type": "array",
-            "items": {"enum": ["user", "recent", "bought", "viewed", "trending"]},
+            "items": {"enum": ["user", "recent", "bought", "viewed", "similar", "trending"]},
             "description": "Steps of the fallback chain that contributed items, in order.",
         },
         "items": {"type": "array", "items": _ref("ItemRow")},
@@ -182,6 +182,13 @@ def spec() -> dict[str, Any]:
             ),
             "/items/{item_id}/also-viewed": _get(
                 "Customers who viewed this also viewed (then also bought, then trending).",
+                [_path_id("item_id", "Item id"), _K],
+                read,
+            ),
+            "/items/{item_id}/similar": _get(
+                "Items whose vectors are nearest this item's (content from the catalogue "
+                "record, so a new item has them at once), then also bought, also viewed, "
+                "trending.",
                 [_path_id("item_id", "Item id"), _K],
                 read,
             ),

@@ -66,6 +66,7 @@ def seed_lists(client: redis.Redis, namespace: str) -> Keys:
     client.set(keys.bought("i1"), orjson.dumps({"v": 1, "items": [["i2", 3.0], ["i5", 2.0]]}))
     client.set(keys.viewed("i1"), orjson.dumps({"v": 1, "items": [["i6", 1.5], ["i2", 1.0]]}))
     client.set(keys.bought("i9"), orjson.dumps({"v": 1, "items": [["i7", 1.0]]}))
+    client.set(keys.similar("i10"), orjson.dumps({"v": 1, "items": [["i4", 0.98], ["i3", 0.9]]}))
     trending = {"v": 1, "items": [["i8", 9.0], ["i2", 8.0], ["i1", 7.0], ["i10", 6.0]]}
     client.set(keys.trending(), orjson.dumps(trending))
     for i in range(1, 11):

@@ -93,6 +93,15 @@ async def test_also_bought_then_also_viewed_then_trending(api: Api, seeded: Sett
     assert (await get(api, "/items/i1/also-viewed?k=1"))["items"] == [["i6", 1.5, "v:i1"]]
 
 
+async def test_similar_items_then_trending(api: Api, seeded: Settings) -> None:
+    # i10 is new: no one bought or viewed it, but its catalogue record gave it a vector.
+    body = await get(api, "/items/i10/similar?k=3")
+    assert body["items"] == [["i4", 0.98, "s:i10"], ["i3", 0.9, "s:i10"], ["i8", 9.0, "t"]]
+    assert body["sources"] == ["similar", "trending"]
+    also_bought = await get(api, "/items/i10/also-bought?k=1")
+    assert also_bought["items"] == [["i4", 0.98, "s:i10"]]  # the fallback reaches it too
+
+
 async def test_ids_with_slashes_colons_and_unicode(api: Api, seeded: Settings) -> None:
     body = await get(api, "/recommendations/a%2Fb:c%C3%A9?k=1")
     assert body["user_id"] == "a/b:cé"
