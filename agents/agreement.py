@@ -198,7 +198,7 @@ def run_agreement(
         "bucket_ms": width,
         "partitions": s.partitions,
         "list_size": s.list_size,
-        "broker": "embedded (Tansu, memory)" if s.single_record_batches else "external",
+        "broker": stack.broker_label(state),
         "seconds": {
             "in_process": round(local_s, 1),
             "end_to_end": round(e2e_s, 1),

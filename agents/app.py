@@ -20,7 +20,7 @@ import faust
 import orjson
 from redis.exceptions import RedisError
 
-from agents import codecs, faust_seek
+from agents import codecs, faust_seek, log_ends
 from agents.catalog import IngestCatalog
 from agents.dead_letters import DeadLetters
 from agents.experiments import Experiments, wire_experiments
@@ -84,7 +84,7 @@ def _faust_app(settings: Settings) -> faust.App:
         broker_rebalance_timeout=settings.session_timeout_s,
         broker_commit_interval=1.0,
         producer_linger=0.005,
-        producer_max_batch_size=1 if settings.single_record_batches else 1 << 20,
+        producer_max_batch_size=1 << 20,
         web_enabled=settings.web_port > 0,
         web_port=settings.web_port or 6066,
         stream_wait_empty=False,
@@ -106,6 +106,7 @@ def build_app(settings: Settings) -> Runtime:
     faust_seek.install()
     (settings.state_dir / "faust").mkdir(parents=True, exist_ok=True)
     app = _faust_app(settings)
+    log_ends.install(app, lambda: log_ends.plain_consumer(settings, f"{settings.app_id}-ends"))
     topics = build_topics(settings)
     n = settings.partitions
 

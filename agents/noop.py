@@ -14,7 +14,7 @@ import faust
 import orjson
 
 
-def main(bootstrap: str, topic_name: str, n: int, single_record_batches: bool) -> None:
+def main(bootstrap: str, topic_name: str, n: int) -> None:
     """Consume ``n`` messages of ``topic_name`` with one no-op agent; print the rate."""
     app = faust.App(
         f"noop-{uuid.uuid4().hex[:8]}",
@@ -26,7 +26,6 @@ def main(bootstrap: str, topic_name: str, n: int, single_record_batches: bool) -
         consumer_auto_offset_reset="earliest",
         broker_session_timeout=10.0,
         broker_rebalance_timeout=10.0,
-        producer_max_batch_size=1 if single_record_batches else 1 << 20,
     )
     topic = app.topic(topic_name, value_serializer="raw", key_serializer="raw")
     seen = {"n": 0, "first": 0.0}
@@ -53,4 +52,4 @@ def main(bootstrap: str, topic_name: str, n: int, single_record_batches: bool) -
 
 
 if __name__ == "__main__":
-    main(sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4] == "1")
+    main(sys.argv[1], sys.argv[2], int(sys.argv[3]))

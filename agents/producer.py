@@ -160,9 +160,6 @@ def producer_config(
         "logger": _kafka_log,
         "error_cb": _on_client_error,
     }
-    if settings.single_record_batches:
-        # The broker reports high watermarks per batch (Settings.single_record_batches).
-        config["batch.num.messages"] = 1
     config.update(overrides or {})
     return config
 

@@ -40,7 +40,7 @@ from typing import Any, TypeVar
 import faust
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
-from agents.kafka_security import aiokafka_options
+from agents.log_ends import fetched_ends, plain_consumer
 from agents.metrics import TABLE_KEYS, WORKER
 from agents.publisher import Publisher
 from streams.models.replica import Neighbours, ReplicaParams, VectorReplica, decode_value
@@ -89,14 +89,7 @@ class ItemVectorReplica:
 
     async def run(self) -> None:
         """Replay from the earliest offset, then follow the topic until the worker stops."""
-        consumer = AIOKafkaConsumer(
-            bootstrap_servers=self.settings.kafka_bootstrap.split(","),
-            group_id=None,
-            enable_auto_commit=False,
-            auto_offset_reset="earliest",
-            client_id=f"{self.settings.app_id}-item-vectors",
-            **aiokafka_options(self.settings),
-        )
+        consumer = plain_consumer(self.settings, f"{self.settings.app_id}-item-vectors")
         await consumer.start()
         try:
             await self._follow(consumer)
@@ -108,7 +101,11 @@ class ItemVectorReplica:
         tps = [TopicPartition(self.topic.name, p) for p in range(self.topic.partitions)]
         consumer.assign(tps)
         await consumer.seek_to_beginning(*tps)
-        behind = {tp: end for tp, end in (await consumer.end_offsets(tps)).items() if end > 0}
+        ends = await fetched_ends(
+            lambda: plain_consumer(self.settings, f"{self.settings.app_id}-item-vectors-end"),
+            await consumer.end_offsets(tps),
+        )
+        behind = {tp: end for tp, end in ends.items() if end > 0}
         started = time.monotonic()
         owned: set[int] = set()
         while True:

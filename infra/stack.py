@@ -26,7 +26,7 @@ from infra.processes import Service, StackError, is_running, runs_binary, termin
 from infra.redis_server import start_redis
 from streams.settings import Settings, mask_url
 
-__all__ = ["STATE_FILE", "StackError", "down", "read_state", "status", "up"]
+__all__ = ["STATE_FILE", "StackError", "broker_label", "down", "read_state", "status", "up"]
 
 STATE_FILE = "stack.json"
 READY_TIMEOUT_S = 20.0
@@ -87,9 +87,6 @@ def _start(
     return {
         "kafka_bootstrap": broker.address,
         "redis_url": redis.address if redis else settings.redis_url,
-        # Tansu reports a partition's high watermark as the last *batch's* base offset + 1;
-        # workers must then write one record per batch (see Settings.single_record_batches).
-        "single_record_batches": "true",
         "pids": {"broker": broker.pid, "redis": redis.pid if redis else None},
         "binaries": {"broker": broker.binary, "redis": redis.binary if redis else None},
         "logs": {"broker": str(broker.log), "redis": str(redis.log) if redis else None},
@@ -110,12 +107,18 @@ def down(settings: Settings) -> list[str]:
     return stopped
 
 
+def broker_label(state: dict[str, Any]) -> str:
+    """How a report names the broker of the stack ``state``."""
+    if (state.get("pids") or {}).get("broker"):
+        return "embedded (Tansu, memory)"
+    return str(state.get("kafka_bootstrap", "external"))
+
+
 def read_state(state_dir: Path | str) -> dict[str, Any] | None:
     """The recorded stack (addresses, pids), or None when absent, unreadable or not running."""
     state = _load(Path(state_dir) / STATE_FILE)
     if state is None or not _alive(state):
         return None
-    state.setdefault("single_record_batches", "true")  # recorded by older versions too
     return state
 
 

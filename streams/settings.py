@@ -45,10 +45,6 @@ class Settings:
     partitions: int = 4
     namespace: str = "kapparec"
     topic_prefix: str = ""
-    # Some Kafka-protocol brokers (Tansu, the embedded one) report the high watermark of a
-    # partition as the base offset of its last record batch + 1. Faust restores tables only
-    # up to the high watermark, so workers must then write one record per batch.
-    single_record_batches: bool = False
     state_dir: Path = Path(".kapparec")
     data_dir: Path = Path("../shared/data")
     # ingest
@@ -252,7 +248,6 @@ _PARSERS: dict[str, Callable[[str], Any]] = {
     "partitions": _positive_int,
     "namespace": _name,
     "topic_prefix": _name,
-    "single_record_batches": _bool,
     "state_dir": Path,
     "data_dir": Path,
     "max_event_bytes": _positive_int,

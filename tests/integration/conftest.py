@@ -113,7 +113,6 @@ def make_settings(stack: Stack, tmp_path: Path) -> Callable[..., Settings]:
             "redis_url": stack.redis_url,
             "namespace": unique_namespace(),
             "state_dir": tmp_path / "state",
-            "single_record_batches": stack.kind == "embedded",
         }
         values.update(overrides)
         # env={}: the developer's own KAPPAREC_* variables must not leak into tests.
