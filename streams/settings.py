@@ -92,6 +92,8 @@ class Settings:
     redis_username: str = ""
     redis_password: str = field(default="", repr=False)
     redis_ssl_cafile: str = ""
+    # How long a worker waits for an unreachable Redis, paused, before it gives up and exits.
+    redis_outage_max_s: float = 300.0
     # HTTP read API and dashboard (``kapparec serve``)
     http_host: str = "127.0.0.1"
     http_port: int = 8080
@@ -292,6 +294,7 @@ _PARSERS: dict[str, Callable[[str], Any]] = {
     "http_port": _port,
     "http_processes": _positive_int,
     "metrics_flush_s": _positive_float,
+    "redis_outage_max_s": _positive_float,
 }
 
 

@@ -1,10 +1,10 @@
 """Redis stopped while events flow: what the worker and the read path do.
 
-Observed contract (agents/publisher.py): redis-py retries a failed command 8 times with
-exponential backoff and jitter (50 ms base, 2 s cap), then the handler fails and the
-worker exits with status 70 without acknowledging the batch. Nothing is dropped: a
-restarted worker (a supervisor's job) redoes the batch once Redis is back. The read path
-raises on an outage; its fallbacks are for missing keys, not for an unreachable Redis.
+Contract (agents/publisher.py): redis-py retries a failed command with exponential
+backoff and jitter; then the worker waits for Redis, with the batch in hand not
+acknowledged, so processing pauses and resumes when Redis answers. An outage longer than
+``redis_outage_max_s`` makes the worker exit with status 70, still without acknowledging
+the batch: a restarted worker (a supervisor's job) redoes it. Nothing is dropped either way.
 """
 
 from __future__ import annotations
@@ -64,7 +64,44 @@ def own_redis(tmp_path: Path) -> Iterator[OwnRedis]:
     r.stop()
 
 
-def test_worker_stops_without_acknowledging_and_a_restart_catches_up(
+def test_worker_pauses_through_a_30s_outage_then_catches_up(
+    own_redis: OwnRedis,
+    make_settings: Callable[..., Settings],
+    namespace: str,
+    tmp_path: Path,
+) -> None:
+    settings = make_settings(
+        topic_prefix=f"{namespace}.", redis_url=own_redis.url, settle_s=1.0, batch_within_s=0.02
+    )
+    ensure_topics(settings.kafka_bootstrap, build_topics(settings).all())
+    keys = Keys(settings.namespace, settings.version)
+    worker = WorkerProcess(settings, tmp_path / "w1.log", worker_id="w1")
+    try:
+        assert produce(settings, [Interaction("e1", "view", "u1", "A", T0)], progress=False).ok
+        drain(settings, worker)
+        own_redis.stop()
+        outage = time.monotonic()
+        during = [Interaction(f"e{i}", "view", f"u{i}", "B", T0 + i) for i in range(2, 12)]
+        assert produce(settings, during, progress=False).ok
+        while time.monotonic() - outage < 30:
+            assert worker.alive, f"worker exited during the outage:\n{worker.tail()}"
+            time.sleep(1.0)
+        assert asyncio.run(_read_fails(settings)), "a read during the outage did not fail"
+        own_redis.start()
+        drain(settings, worker, timeout=120)  # the same worker, never restarted
+        assert worker.alive
+        r = redis.Redis.from_url(own_redis.url)
+        try:
+            for ev in during:
+                assert r.get(keys.user(ev.user_id)) is not None, f"{ev.event_id} was lost"
+        finally:
+            r.close()
+        assert "processing paused" in worker.tail(2000), "the pause was not logged"
+    finally:
+        worker.stop(grace_s=10.0)
+
+
+def test_outage_beyond_the_limit_stops_the_worker_and_a_restart_catches_up(
     own_redis: OwnRedis,
     make_settings: Callable[..., Settings],
     namespace: str,
@@ -72,7 +109,11 @@ def test_worker_stops_without_acknowledging_and_a_restart_catches_up(
     stack: object,
 ) -> None:
     settings = make_settings(
-        topic_prefix=f"{namespace}.", redis_url=own_redis.url, settle_s=1.0, batch_within_s=0.02
+        topic_prefix=f"{namespace}.",
+        redis_url=own_redis.url,
+        settle_s=1.0,
+        batch_within_s=0.02,
+        redis_outage_max_s=3.0,
     )
     ensure_topics(settings.kafka_bootstrap, build_topics(settings).all())
     keys = Keys(settings.namespace, settings.version)
