@@ -6,6 +6,7 @@ hand it on (here: nothing, the flow is suspended), set its read offset, take the
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -63,3 +64,60 @@ async def test_a_batch_fetched_after_the_seek_runs_to_its_end() -> None:
     await seek(consumer)
     handed = await drain(consumer, getmany, seek, seek_after=0)
     assert handed == [5, 6, 7] and consumer._read_offset[TP] == 7
+
+
+class PolledConsumer(FakeConsumer):
+    """Adds aiokafka's side: a partition log, a fetch position and a long poll.
+
+    The seek moves the position at once and sets the read offsets when it returns, as
+    ``seek_to_committed`` on Faust's consumer thread does; a poll that began before the
+    seek hands over whatever is at the position when it returns.
+    """
+
+    def __init__(self, log_end: int, committed: int) -> None:
+        super().__init__(batch=[], committed=committed)
+        self.log_end = log_end
+        self.position = committed  # where aiokafka starts an assigned partition
+        self.seek_started = asyncio.Event()
+        self.seek_may_end = asyncio.Event()
+
+
+async def slow_seek(self: PolledConsumer) -> None:
+    self.position = self.committed
+    self.seek_started.set()
+    await self.seek_may_end.wait()
+    self._read_offset[TP] = self.committed
+
+
+async def long_poll(self: PolledConsumer, timeout: float) -> AsyncIterator[tuple[Any, int]]:
+    await self.seek_started.wait()
+    records = list(range(self.position, self.log_end))
+    self.position = self.log_end
+    for offset in records:
+        yield TP, offset
+
+
+async def fetch_once(consumer: FakeConsumer, getmany: Any) -> list[int]:
+    """One pass of Faust's fetch loop: hand on what is not below the read offset."""
+    handed = []
+    async for tp, offset in getmany(consumer, 1.0):
+        read = consumer._read_offset.get(tp)
+        if read is None or offset >= read:
+            handed.append(offset)
+            consumer._read_offset[tp] = offset
+    return handed
+
+
+async def test_a_record_polled_after_the_seek_moved_the_position_is_read_again() -> None:
+    seek, getmany = _seek_epochs(slow_seek, long_poll)  # type: ignore[arg-type]
+    consumer = PolledConsumer(log_end=2, committed=1)  # record 1 is the partition's last
+    polling = asyncio.ensure_future(fetch_once(consumer, getmany))
+    await asyncio.sleep(0)  # the poll is waiting when the seek starts
+    seeking = asyncio.ensure_future(seek(consumer))
+    await asyncio.sleep(0.01)  # the poll returns record 1 while the seek still runs
+    consumer.seek_may_end.set()
+    await seeking
+    handed = await polling
+    handed += await fetch_once(consumer, getmany)
+    assert handed == [1]
+    assert consumer.position == 2 and consumer._read_offset[TP] == 1
