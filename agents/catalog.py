@@ -10,6 +10,7 @@ the shared dimension and seed), so a replay writes the same records again.
 from __future__ import annotations
 
 import asyncio
+from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -19,7 +20,7 @@ import orjson
 
 from agents.control import HEADER, RECATEGORIZE
 from agents.dead_letters import DeadLetters
-from agents.publisher import Publisher
+from agents.publisher import Publisher, Write
 from agents.tables import put
 from schemas.codec import decode_catalog
 from schemas.errors import DecodeError
@@ -34,7 +35,7 @@ AGENT = "ingest_catalog"
 
 @dataclass
 class IngestCatalog:
-    """Handles one raw catalog message at a time (catalog traffic is light)."""
+    """Handles batches of raw catalog messages."""
 
     settings: Settings
     catalog: Any  # faust GlobalTable[str, dict]
@@ -43,53 +44,62 @@ class IngestCatalog:
     item_deltas: faust.TopicT
     item_vectors: faust.TopicT
     encoder: ContentEncoder = field(default_factory=content_encoder)
-    _sent: list[Any] = field(default_factory=list)
 
     async def handle_batch(self, events: Sequence[Any]) -> None:
-        """Handle each record, then wait until every vector record it sent is durable."""
-        for event in events:
-            await self.handle(event)
-        sent, self._sent = self._sent, []
-        if sent:
-            await asyncio.gather(*sent)
+        """Apply a batch; returns once its table writes, messages and Redis writes are durable.
 
-    async def handle(self, event: Any) -> None:
-        """Decode, then store the item's metadata, or dead-letter the record."""
-        msg = event.message
-        try:
-            item = decode_catalog(msg.value, self.settings.max_event_bytes)
-            if msg.key != item.item_id.encode():
-                raise DecodeError(
-                    "key_mismatch", f"message key {msg.key!r} must equal item_id", "item_id"
-                )
-        except DecodeError as exc:
-            await self.dead_letters.send_all([(event, exc)], AGENT)
-            return
-        before = self.catalog.get(item.item_id)
-        meta = merge_record(before, item)
-        if meta is None:
-            return
-        await put(self.catalog, msg.partition, item.item_id, meta)
-        category = meta.get("category")
-        if category and category != (before or {}).get("category"):
-            # The item side offers the item again under its category (see recategorize).
+        Records are applied in order in memory; their writes go out together and are
+        awaited once per batch (one acknowledgement wait per record made catalogue ingest
+        the slowest stage: 50 ms a record behind the other agents' sends).
+        """
+        pending: list[Any] = []  # futures of changelog and vector sends
+        rejected: list[tuple[Any, DecodeError]] = []
+        moves: dict[int, list[list[str]]] = defaultdict(list)  # item partition -> moves
+        writes: list[Write] = []
+        for event in events:
+            msg = event.message
+            try:
+                item = decode_catalog(msg.value, self.settings.max_event_bytes)
+                if msg.key != item.item_id.encode():
+                    raise DecodeError(
+                        "key_mismatch", f"message key {msg.key!r} must equal item_id", "item_id"
+                    )
+            except DecodeError as exc:
+                rejected.append((event, exc))
+                continue
+            before = self.catalog.get(item.item_id)
+            meta = merge_record(before, item)
+            if meta is None:
+                continue
+            pending.append(put(self.catalog, msg.partition, item.item_id, meta))
             p = partition_for(item.item_id, self.settings.partitions)
-            move = orjson.dumps([[item.item_id, category]])
-            await (
-                await self.item_deltas.send(
-                    key=str(p).encode(), value=move, partition=p, headers=[(HEADER, RECATEGORIZE)]
+            category = meta.get("category")
+            if category and category != (before or {}).get("category"):
+                # The item side offers the item again under its category (see recategorize).
+                moves[p].append([item.item_id, category])
+            key = self.publisher.keys.item_meta(item.item_id)
+            writes.append((key, orjson.dumps(meta), self.settings.item_ttl_s))
+            record = content_record(self.encoder, item.item_id, meta)
+            # Same partition as the catalogue record, so an item's vector records stay in
+            # order.
+            pending.append(
+                await self.item_vectors.send(
+                    key=item.item_id.encode(),
+                    value=encode_value(record.vector),
+                    partition=p,
+                    timestamp=meta["ts"] / 1000,
                 )
             )
-        key = self.publisher.keys.item_meta(item.item_id)
-        await self.publisher.write([(key, orjson.dumps(meta), self.settings.item_ttl_s)])
-        record = content_record(self.encoder, item.item_id, meta)
-        # Same partition as the catalogue record, so an item's vector records stay in order;
-        # the send is awaited once per batch (handle_batch), not once per record.
-        self._sent.append(
-            await self.item_vectors.send(
-                key=item.item_id.encode(),
-                value=encode_value(record.vector),
-                partition=partition_for(item.item_id, self.settings.partitions),
-                timestamp=meta["ts"] / 1000,
+        await self.dead_letters.send_all(rejected, AGENT)
+        for p, batch in moves.items():
+            pending.append(
+                await self.item_deltas.send(
+                    key=str(p).encode(),
+                    value=orjson.dumps(batch),
+                    partition=p,
+                    headers=[(HEADER, RECATEGORIZE)],
+                )
             )
-        )
+        await self.publisher.write(writes)
+        if pending:
+            await asyncio.gather(*pending)

@@ -72,14 +72,19 @@ class AggregateItems:
                 s.neighbours_kept,
                 result,
             )
+        # Item states first: each carries its own de-duplication, so a crash between these
+        # writes leaves nothing counted twice and nothing lost on replay. One wait for all
+        # partitions' item states, then one for the partition states.
+        await put_all(
+            (self.items, p, item, st)
+            for p, result in by_part.items()
+            for item, st in result.states.items()
+        )
+        await put_all((self.parts, p, str(p), states[p]) for p in by_part)
         writes: list[Write] = []
         sends = []
         for p, result in by_part.items():
             part = states[p]
-            # Item states first: each carries its own de-duplication, so a crash between
-            # these writes leaves nothing counted twice and nothing lost on replay.
-            await put_all((self.items, p, item, st) for item, st in result.states.items())
-            await put_all([(self.parts, p, str(p), part)])
             writes.extend(self._item_lists(result))
             if result.categories:
                 payload = {"p": p, "t": part.max_ts, "c": part.partial.export(result.categories)}
