@@ -20,7 +20,7 @@ import faust
 import orjson
 from redis.exceptions import RedisError
 
-from agents import codecs, faust_livelock, faust_seek, log_ends
+from agents import codecs, faust_fetch, faust_livelock, faust_seek, log_ends
 from agents.catalog import IngestCatalog
 from agents.dead_letters import DeadLetters
 from agents.experiments import Experiments, wire_experiments
@@ -108,6 +108,7 @@ def build_app(settings: Settings) -> Runtime:
     (settings.state_dir / "faust").mkdir(parents=True, exist_ok=True)
     app = _faust_app(settings)
     log_ends.install(app, lambda: log_ends.plain_consumer(settings, f"{settings.app_id}-ends"))
+    faust_fetch.install(app, settings.fetch_max_wait_ms)
     topics = build_topics(settings)
     n = settings.partitions
 

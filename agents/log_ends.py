@@ -37,6 +37,7 @@ def plain_consumer(settings: Settings, client_id: str) -> AIOKafkaConsumer:
         enable_auto_commit=False,
         auto_offset_reset="earliest",
         client_id=client_id,
+        fetch_max_wait_ms=settings.fetch_max_wait_ms,
         **aiokafka_options(settings),
     )
 

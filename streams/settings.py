@@ -79,6 +79,10 @@ class Settings:
     worker_id: str = field(default_factory=lambda: f"w{os.getpid()}")
     web_port: int = 0
     session_timeout_s: float = 10.0
+    # Longest wait of a fetch with nothing to return. Kafka answers as soon as data
+    # arrives; a broker that does not (the embedded one) answers only when it runs out,
+    # so every hop of the pipeline waited up to Faust's fixed 1.5 s.
+    fetch_max_wait_ms: int = 100
     log_level: str = "warning"
     # security: Kafka (SASL and/or TLS) for every Kafka client, Redis AUTH and TLS
     kafka_security_protocol: str = "PLAINTEXT"
@@ -278,6 +282,7 @@ _PARSERS: dict[str, Callable[[str], Any]] = {
     "worker_id": _name,
     "web_port": _non_negative_int,
     "session_timeout_s": _positive_float,
+    "fetch_max_wait_ms": _positive_int,
     "log_level": _level,
     "kafka_security_protocol": _choice(*SECURITY_PROTOCOLS),
     "kafka_sasl_mechanism": _choice(*SASL_MECHANISMS),
