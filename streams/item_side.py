@@ -92,15 +92,11 @@ def apply_groups(
             if not fresh[d.item_id]:
                 result.skipped += 1
                 continue
-            last_ts = state.last_ts
             state.apply(d, half_life_s, neighbours_kept)
             part.max_ts = max(part.max_ts, d.ts)
             if d.relation is not None:
+                # Neighbour scores are not decayed: only the relation a delta touched changes.
                 result.relations.setdefault(d.item_id, set()).add(d.relation)
-            if state.last_ts != last_ts and state.neighbours:
-                # Published lists are decayed to the item's last event time: when it moves,
-                # every list of the item changes, whatever the delta was.
-                result.relations.setdefault(d.item_id, set()).update(state.neighbours)
         for item, is_fresh in fresh.items():
             if is_fresh:
                 result.states[item].applied[sp] = off

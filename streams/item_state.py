@@ -1,8 +1,11 @@
-"""Per-item state on the partition that owns the item: popularity and decayed neighbour lists.
+"""Per-item state on the partition that owns the item: popularity and neighbour lists.
 
-Neighbour scores are event-time decayed (see :mod:`streams.decay`). Each relation keeps
-at most ``neighbours_kept`` neighbours; when full, the weakest is dropped, which bounds
-memory per item whatever the traffic.
+Popularity (``trend``) is event-time decayed (see :mod:`streams.decay`); neighbour scores
+are plain sums of pair weights. Decaying them with the trending half-life (3 days) lost
+most of the co-visitation evidence of catalogues whose pairs accumulate over months
+(measured in docs/MODELS.md). Each relation keeps at most ``neighbours_kept``
+neighbours; when full, the weakest is dropped, which bounds memory per item whatever
+the traffic.
 """
 
 from __future__ import annotations
@@ -39,14 +42,13 @@ class ItemState:
             return
         assert delta.other is not None
         scores = self.neighbours.setdefault(delta.relation, {})
-        prev = scores.get(delta.other, decay.NEG_INF)
-        scores[delta.other] = decay.add(prev, delta.weight, delta.ts, half_life_s)
+        scores[delta.other] = scores.get(delta.other, 0.0) + delta.weight
         if len(scores) > neighbours_kept:
             weakest = max(scores, key=lambda k: (-scores[k], k))  # last in top() order
             del scores[weakest]
 
     def top(self, relation: str, n: int) -> list[tuple[str, float]]:
-        """The ``n`` strongest neighbours in ``relation`` with log-space scores, best first."""
+        """The ``n`` strongest neighbours in ``relation`` with their summed weights, best first."""
         scores = self.neighbours.get(relation, {})
         ranked = sorted(scores.items(), key=lambda kv: (-kv[1], kv[0]))
         return ranked[:n]

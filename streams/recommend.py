@@ -16,7 +16,7 @@ from streams.blending import DEFAULT_WEIGHTS, BlendWeights, Rec, ScoredList, ble
 from streams.item_state import ItemState, scored_list
 from streams.user_state import BOUGHT, VIEWED, UserState
 
-ANCHORS = 10  # recent items whose lists feed a user's list
+ANCHORS = 20  # recent items whose lists feed a user's list (10 measured 0.5 pt lower)
 CATEGORIES = 3  # recent categories whose trending lists feed a user's list
 
 Catalog = Callable[[str], Mapping[str, Any] | None]
@@ -89,15 +89,17 @@ def item_list(
 ) -> list[list[Any]]:
     """An item's published neighbour list: available neighbours, best first.
 
-    Scores are decayed to the item's own last event time, so a list does not depend on
-    when it was published nor on which other items share its partition.
+    Scores are the neighbours' summed pair weights (not decayed, see
+    :mod:`streams.item_state`), so a list depends neither on when it was published nor
+    on which other items share its partition. ``half_life_s`` is not used by neighbour
+    lists: it stays in the signature shared with the trending lists' callers.
     """
     ranked = [
-        (i, s)
+        [i, round(s, 4)]
         for i, s in state.top(relation, len(state.neighbours.get(relation, ())))
         if is_available(catalog(i))
     ]
-    return scored_list(ranked[:n], state.last_ts, half_life_s)
+    return ranked[:n]
 
 
 def trending_list(

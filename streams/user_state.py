@@ -18,9 +18,13 @@ INTEREST = {VIEW: 1.0, CLICK: 1.0, ADD_TO_CART: 3.0, PURCHASE: 5.0, REMOVE_FROM_
 CONVERSION = {ADD_TO_CART: 0.5, PURCHASE: 1.0}
 # How strongly an earlier item anchors a later purchase.
 ANCHOR = {VIEW: 0.5, CLICK: 0.5, ADD_TO_CART: 1.0, PURCHASE: 1.0, REMOVE_FROM_CART: 0.25}
+# How much an interaction says about taste when pairing items ("also viewed"): a look is
+# evidence of the user's area of interest, a cart or a purchase stronger evidence.
+STRENGTH = {VIEW: 0.5, CLICK: 0.5, ADD_TO_CART: 1.0, PURCHASE: 1.0, REMOVE_FROM_CART: 0.0}
+# A co-visitation pair ``d`` steps apart in the user's history counts ``1 / (d + 1) ** 0.5``.
+DISTANCE_POWER = 0.5
 _RANK = {REMOVE_FROM_CART: 0, VIEW: 1, CLICK: 2, ADD_TO_CART: 3, PURCHASE: 4}
 
-VIEW_WINDOW_MS = 60 * 60 * 1000  # co-viewed within an hour: one shopping session
 BUY_WINDOW_MS = 7 * 24 * 60 * 60 * 1000  # bought within a week of looking at it
 PURCHASED_KEPT = 200
 EVENT_IDS_KEPT = 32
@@ -91,17 +95,43 @@ class UserState:
         return deltas
 
     def _pair_deltas(self, event: Interaction) -> list[Delta]:
+        return self._covisit_deltas(event) + self._bought_deltas(event)
+
+    def _covisit_deltas(self, event: Interaction) -> list[Delta]:
+        """Co-visitation ("also viewed"): the item paired with every recent item, both ways.
+
+        A pair ``d`` steps back in the history (0 = the latest other item) counts
+        ``STRENGTH[new] * STRENGTH[prev] / (d + 1) ** DISTANCE_POWER``, whatever the time
+        between them: the order of a user's own history carries the signal (measured,
+        docs/MODELS.md).
+        """
+        out: list[Delta] = []
+        item, ts = event.item_id, event.ts
+        strength = STRENGTH[event.type]
+        if strength <= 0:
+            return out
+        d = 0
+        for prev in reversed(self.recent):
+            if prev.item_id == item:
+                continue
+            w = strength * STRENGTH[prev.type] / (d + 1) ** DISTANCE_POWER
+            d += 1
+            if w > 0:
+                out.append(Delta(prev.item_id, w, ts, VIEWED, item))
+                out.append(Delta(item, w, ts, VIEWED, prev.item_id))
+        return out
+
+    def _bought_deltas(self, event: Interaction) -> list[Delta]:
+        """Also bought: a cart or purchase paired with what the user saw in the week before."""
         out: list[Delta] = []
         item, ts = event.item_id, event.ts
         conversion = CONVERSION.get(event.type)
+        if conversion is None:
+            return out
         for prev in self.recent:
             if prev.item_id == item:
                 continue
-            age = abs(ts - prev.ts)
-            if event.type in (VIEW, CLICK) and prev.type in (VIEW, CLICK) and age <= VIEW_WINDOW_MS:
-                out.append(Delta(prev.item_id, 1.0, ts, VIEWED, item))
-                out.append(Delta(item, 1.0, ts, VIEWED, prev.item_id))
-            if conversion is not None and age <= BUY_WINDOW_MS:
+            if abs(ts - prev.ts) <= BUY_WINDOW_MS:
                 out.append(Delta(prev.item_id, conversion * ANCHOR[prev.type], ts, BOUGHT, item))
                 prev_conversion = CONVERSION.get(prev.type)
                 if prev_conversion is not None:

@@ -119,11 +119,14 @@ def test_hand_computed_example(settings: Settings, workers: Callable[..., Worker
     keys = Keys(settings.namespace, settings.version)
     # u1 bought B after viewing A: A's also-bought = B, weight 1.0 (purchase) * 0.5 (view anchor)
     assert published(settings, keys.bought("A")) == [["B", pytest.approx(0.5, abs=1e-3)]]
-    # A was co-viewed with B (u1, at +1s) and C (u2, at +4s): one each, C's is more recent
-    # and so decayed less; D (co-viewed by u3) is out of stock and left out
-    assert [i for i, _ in published(settings, keys.viewed("A")) or []] == ["C", "B"]
-    # u3 viewed A then D: anchors D (weight 1) and A (0.8). B gets 0.8 * 1.0 (A's bought list)
-    # + 0.8 * 0.6 * (B/C) from A's viewed list; C gets 0.8 * 0.6 * 1.0: B first, then C
+    # A was co-visited with B by u1 (view-view 0.5 * 0.5, then purchase-view 1.0 * 0.5) and
+    # with C by u2 (0.25); D (co-viewed by u3) is out of stock and left out
+    assert published(settings, keys.viewed("A")) == [
+        ["B", pytest.approx(0.75, abs=1e-3)],
+        ["C", pytest.approx(0.25, abs=1e-3)],
+    ]
+    # u3 viewed A then D: anchors D (weight 1) and A (0.9). B gets 0.9 * 1.0 (A's bought list)
+    # + 0.9 * 0.6 * 1.0 from A's viewed list; C gets 0.9 * 0.6 * 0.25/0.75: B first, then C
     user3 = published(settings, keys.user("u3"))
     assert user3 is not None
     assert [row[0] for row in user3][:2] == ["B", "C"]

@@ -64,23 +64,31 @@ def pipe(request: pytest.FixtureRequest) -> LocalPipeline:
     return _run(request.param, half_life_s=SLOW)
 
 
-# Deltas by hand (see test_user_state for the weights):
-#   e1 view C2:      viewed P1<->C2
-#   e2 view C3:      viewed P1<->C3, C2<->C3
-#   e3 purchase C3:  bought P1+=C3 (1.0 * anchor 0.5), C2+=C3 (0.5)
-#   e4 click H1:     viewed P1<->H1, C2<->H1 (C3 is a purchase now: no co-view)
-#   e6 view P2:      viewed P1<->P2
-#   e7 cart C1:      bought P1+=C1 (0.5 * 0.5 = 0.25), P2+=C1 (0.25)
-# Equal weights rank the newer pair first (event-time decay); C2 is filtered out.
+# Deltas by hand (see test_user_state for the weights; r2 = 2 ** 0.5, r3 = 3 ** 0.5):
+#   e1 view C2:      viewed P1<->C2 0.25
+#   e2 view C3:      viewed C2<->C3 0.25, P1<->C3 0.25/r2
+#   e3 purchase C3:  viewed C2<->C3 0.5, P1<->C3 0.5/r2; bought P1+=C3 (1.0 * anchor 0.5),
+#                    C2+=C3 (0.5)
+#   e4 click H1:     viewed C3<->H1 0.5, C2<->H1 0.25/r2, P1<->H1 0.25/r3
+#   e6 view P2:      viewed P1<->P2 0.25
+#   e7 cart C1:      viewed P2<->C1 0.5, P1<->C1 0.5/r2; bought P1+=C1 (0.5 * 0.5 = 0.25),
+#                    P2+=C1 (0.25)
+# Scores are plain sums (no decay), rounded to 4 decimals; C2 is filtered out.
 
 
 def test_also_viewed_lists(pipe: LocalPipeline) -> None:
-    assert pipe.item_list(VIEWED, "P1") == [["P2", 1.0], ["H1", 1.0], ["C3", 1.0]]
-    assert pipe.item_list(VIEWED, "C2") == [["H1", 1.0], ["C3", 1.0], ["P1", 1.0]]
-    assert pipe.item_list(VIEWED, "C3") == [["P1", 1.0]]  # C2 (same time, same weight) hidden
-    assert pipe.item_list(VIEWED, "H1") == [["P1", 1.0]]
-    assert pipe.item_list(VIEWED, "P2") == [["P1", 1.0]]
-    assert pipe.item_list(VIEWED, "C1") == []
+    # P1: C3 0.25/r2 + 0.5/r2 = 0.5303, C1 0.5/r2 = 0.3536, P2 0.25, H1 0.25/r3 = 0.1443
+    assert pipe.item_list(VIEWED, "P1") == [
+        ["C3", 0.5303],
+        ["C1", 0.3536],
+        ["P2", 0.25],
+        ["H1", 0.1443],
+    ]
+    assert pipe.item_list(VIEWED, "C2") == [["C3", 0.75], ["P1", 0.25], ["H1", 0.1768]]
+    assert pipe.item_list(VIEWED, "C3") == [["P1", 0.5303], ["H1", 0.5]]  # C2 (0.75) hidden
+    assert pipe.item_list(VIEWED, "H1") == [["C3", 0.5], ["P1", 0.1443]]
+    assert pipe.item_list(VIEWED, "P2") == [["C1", 0.5], ["P1", 0.25]]
+    assert pipe.item_list(VIEWED, "C1") == [["P2", 0.5], ["P1", 0.3536]]
 
 
 def test_also_bought_lists(pipe: LocalPipeline) -> None:
@@ -108,28 +116,31 @@ def test_trending_and_popular_lists(pipe: LocalPipeline) -> None:
 
 
 def test_user_list_u1(pipe: LocalPipeline) -> None:
-    # recent C1, P2, P1 (recency 1, 0.8, 0.64); all three are excluded as seen.
-    # C3: bought P1 0.64 * 0.5/0.5 = 0.64, viewed P1 0.64 * 0.6 = 0.384,
-    #     accessories 0.15 * 6/6 = 0.15, trending 0.05 * 6/6 = 0.05        -> 1.224, b:P1
-    # H1: viewed P1 0.384, trending 0.05 * 1/6                           -> 0.39233, v:P1
+    # recent C1, P2, P1 (recency 1, 0.9, 0.81); all three are excluded as seen.
+    # C3: bought P1 0.81 * 0.5/0.5 = 0.81, viewed P1 0.81 * 0.6 = 0.486,
+    #     accessories 0.15 * 6/6 = 0.15, trending 0.05 * 6/6 = 0.05        -> 1.496, b:P1
+    # H1: viewed P1 0.486 * 0.1443/0.5303, trending 0.05 * 1/6               -> v:P1
     assert _recs(pipe, "u1") == [
-        ("C3", pytest.approx(1.224), "b:P1"),
-        ("H1", pytest.approx(0.384 + 0.05 / 6), "v:P1"),
+        ("C3", pytest.approx(1.496), "b:P1"),
+        ("H1", pytest.approx(0.486 * 0.1443 / 0.5303 + 0.05 / 6), "v:P1"),
     ]
 
 
 def test_user_list_u2(pipe: LocalPipeline) -> None:
-    # recent H1, C3, C2, P1 (recency 1, 0.8, 0.64, 0.512); C3 purchased; all excluded.
-    # P2: viewed P1 0.512 * 0.6 = 0.3072, phones 0.15 * 1/2, trending 0.05 * 1/6 -> 0.39053
-    # C1: bought P1 0.512 * 0.25/0.5 = 0.256, accessories 0.15 * 3/6, trending 0.05 * 3/6
-    #                                                                          -> 0.356
+    # recent H1, C3, C2, P1 (recency 1, 0.9, 0.81, 0.729); C3 purchased; all excluded.
+    # C1: bought P1 0.729 * 0.25/0.5 = 0.3645, viewed P1 0.729 * 0.6 * 0.3536/0.5303,
+    #     accessories 0.15 * 3/6, trending 0.05 * 3/6                      -> 0.75615, b:P1
+    # P2: viewed P1 0.729 * 0.6 * 0.25/0.5303, phones 0.15 * 1/2, trending 0.05 * 1/6
+    #                                                                      -> 0.28954, v:P1
+    c1 = 0.3645 + 0.4374 * 0.3536 / 0.5303 + 0.075 + 0.025
+    p2 = 0.4374 * 0.25 / 0.5303 + 0.075 + 0.05 / 6
     assert _recs(pipe, "u2") == [
-        ("P2", pytest.approx(0.3072 + 0.075 + 0.05 / 6), "v:P1"),
-        ("C1", pytest.approx(0.356), "b:P1"),
+        ("C1", pytest.approx(c1), "b:P1"),
+        ("P2", pytest.approx(p2), "v:P1"),
     ]
     assert [r.to_list() for r in pipe.recommend("u2")] == [
-        ["P2", 0.3905, "v:P1"],
-        ["C1", 0.356, "b:P1"],
+        ["C1", 0.7562, "b:P1"],
+        ["P2", 0.2895, "v:P1"],
     ]
 
 
@@ -148,7 +159,13 @@ def test_out_of_stock_item_never_appears(pipe: LocalPipeline) -> None:
 def test_restocking_brings_the_item_back() -> None:
     pipe = _run(1, half_life_s=SLOW)
     pipe.apply_catalog(CatalogItem("C2", T0 + 100 * SEC, "Case 2", "accessories"))
-    assert pipe.item_list(VIEWED, "P1") == [["P2", 1.0], ["H1", 1.0], ["C3", 1.0], ["C2", 1.0]]
+    assert pipe.item_list(VIEWED, "P1") == [
+        ["C3", 0.5303],
+        ["C1", 0.3536],
+        ["C2", 0.25],  # ties with P2, first by id
+        ["P2", 0.25],
+        ["H1", 0.1443],
+    ]
 
 
 def test_late_catalog_record_does_not_undo_a_newer_one() -> None:

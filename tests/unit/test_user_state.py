@@ -18,16 +18,18 @@ T0 = 1_700_000_000_000
 class Feed:
     """Applies events to one user with increasing offsets and fresh event ids."""
 
-    def __init__(self, recent_size: int = 20) -> None:
+    def __init__(self, recent_size: int = 20, covisit: bool = True) -> None:
         self.state = UserState()
         self.offset = -1
         self.recent_size = recent_size
+        self.covisit = covisit  # False: leave out the co-visitation deltas
 
     def __call__(self, type_: str, item: str, ts: int, event_id: str | None = None) -> list[Delta]:
         self.offset += 1
         eid = event_id or f"e{self.offset}"
         ev = Interaction(eid, type_, "u1", item, ts)
-        return self.state.apply(ev, self.offset, self.recent_size)
+        out = self.state.apply(ev, self.offset, self.recent_size)
+        return out if self.covisit else [d for d in out if d.relation != VIEWED]
 
 
 def _key(d: Delta) -> tuple[Any, ...]:
@@ -164,62 +166,77 @@ def test_event_ids_are_bounded() -> None:
     assert feed.state.event_ids[-1] == f"e{EVENT_IDS_KEPT + 4}"
 
 
-# --- co-view pairs -------------------------------------------------------------------
+# --- co-visitation pairs ("also viewed") ----------------------------------------------
 
 
-def test_co_view_pairs_both_ways() -> None:
+def _covisit(deltas: list[Delta]) -> list[Delta]:
+    return [d for d in deltas if d.relation == VIEWED]
+
+
+def test_co_visit_pairs_both_ways_weighted_by_strength() -> None:
     feed = Feed()
     assert feed("view", "A", T0) == [pop("A", 1.0, T0)]
     t = T0 + 30 * MIN
+    # a view and a click are half-strength signals: 0.5 * 0.5
     _same(
         feed("click", "B", t),
-        [
-            rel("A", 1.0, t, VIEWED, "B"),
-            rel("B", 1.0, t, VIEWED, "A"),
-            pop("B", 1.0, t),
-        ],
+        [rel("A", 0.25, t, VIEWED, "B"), rel("B", 0.25, t, VIEWED, "A"), pop("B", 1.0, t)],
     )
 
 
-def test_co_view_window_is_one_hour_inclusive() -> None:
+def test_co_visit_weight_falls_with_step_distance() -> None:
     feed = Feed()
     feed("view", "A", T0)
-    t = T0 + HOUR
+    feed("purchase", "B", T0 + 1)
+    t = T0 + 2
+    # C (purchase, 1.0) with B (purchase, 1.0, 0 steps back): 1.0 / 1 ** 0.5
+    # C with A (view, 0.5, 1 step back): 0.5 / 2 ** 0.5
     _same(
-        feed("view", "B", t),
+        _covisit(feed("purchase", "C", t)),
         [
-            rel("A", 1.0, t, VIEWED, "B"),
-            rel("B", 1.0, t, VIEWED, "A"),
-            pop("B", 1.0, t),
+            rel("B", 1.0, t, VIEWED, "C"),
+            rel("C", 1.0, t, VIEWED, "B"),
+            rel("A", 0.5 / 2**0.5, t, VIEWED, "C"),
+            rel("C", 0.5 / 2**0.5, t, VIEWED, "A"),
         ],
     )
-    # C is 1 h 1 ms after A (no pair) but within the hour of B (pair)
-    t2 = T0 + HOUR + 1
-    _same(
-        feed("view", "C", t2),
-        [
-            rel("B", 1.0, t2, VIEWED, "C"),
-            rel("C", 1.0, t2, VIEWED, "B"),
-            pop("C", 1.0, t2),
-        ],
-    )
-    # D is two hours after everything: no pairs at all
-    assert feed("view", "D", T0 + 3 * HOUR + 2) == [pop("D", 1.0, T0 + 3 * HOUR + 2)]
 
 
-def test_co_view_window_applies_to_late_events_too() -> None:
+def test_co_visit_has_no_time_window() -> None:
     feed = Feed()
-    feed("view", "A", T0 + 2 * HOUR)
-    assert feed("view", "B", T0) == [pop("B", 1.0, T0)]  # 2 h earlier: no pair
+    feed("view", "A", T0)
+    t = T0 + 30 * DAY
+    assert _covisit(feed("view", "B", t)) == [
+        rel("A", 0.25, t, VIEWED, "B"),
+        rel("B", 0.25, t, VIEWED, "A"),
+    ]
 
 
-def test_only_view_and_click_make_co_view_pairs() -> None:
+def test_repeated_item_moves_up_and_is_not_a_step() -> None:
+    feed = Feed()
+    feed("view", "A", T0)
+    feed("view", "B", T0 + 1)
+    # A again: its own earlier entry is skipped, B is 0 steps back
+    assert _covisit(feed("view", "A", T0 + 2)) == [
+        rel("B", 0.25, T0 + 2, VIEWED, "A"),
+        rel("A", 0.25, T0 + 2, VIEWED, "B"),
+    ]
+    # history is now B, A (most recent last): C pairs with A at 0 steps, B at 1
+    t = T0 + 3
+    assert _covisit(feed("view", "C", t)) == [
+        rel("A", 0.25, t, VIEWED, "C"),
+        rel("C", 0.25, t, VIEWED, "A"),
+        rel("B", 0.25 / 2**0.5, t, VIEWED, "C"),
+        rel("C", 0.25 / 2**0.5, t, VIEWED, "B"),
+    ]
+
+
+def test_removal_makes_no_co_visit_pairs() -> None:
     feed = Feed()
     feed("add_to_cart", "A", T0)
-    deltas = feed("view", "B", T0 + MIN)
-    assert deltas == [pop("B", 1.0, T0 + MIN)]  # prev is a cart, not a view
-    deltas = feed("add_to_cart", "C", T0 + 2 * MIN)
-    assert not [d for d in deltas if d.relation == VIEWED]
+    feed("remove_from_cart", "A", T0 + 1)  # A now counts as removed: strength 0
+    assert _covisit(feed("view", "B", T0 + 2)) == []
+    assert _covisit(feed("remove_from_cart", "C", T0 + 3)) == []
 
 
 def test_same_item_never_pairs_with_itself() -> None:
@@ -233,7 +250,7 @@ def test_same_item_never_pairs_with_itself() -> None:
 
 
 def test_bought_deltas_with_anchor_weights() -> None:
-    feed = Feed()
+    feed = Feed(covisit=False)
     feed("view", "A", T0)
     feed("click", "B", T0 + 1 * MIN)
 
@@ -279,7 +296,7 @@ def test_bought_deltas_with_anchor_weights() -> None:
 
 
 def test_removed_item_anchors_a_purchase_weakly() -> None:
-    feed = Feed()
+    feed = Feed(covisit=False)
     feed("add_to_cart", "A", T0)
     feed("remove_from_cart", "A", T0 + 1)
     t = T0 + 2
@@ -287,7 +304,7 @@ def test_removed_item_anchors_a_purchase_weakly() -> None:
 
 
 def test_bought_window_is_one_week_inclusive() -> None:
-    feed = Feed()
+    feed = Feed(covisit=False)
     feed("view", "A", T0)
     feed("view", "B", T0 + 1)
     t = T0 + 7 * DAY  # exactly a week after A, a week minus 1 ms after B
