@@ -4,6 +4,10 @@ Reads go through :class:`agents.reader.Reader`, so HTTP serves the same fallback
 as the read helper: user list -> lists of the user's recent items -> trending. Input is
 checked before Redis is touched: a bad id or ``k`` is a 422 naming the parameter.
 
+When Redis cannot be reached, a list request is answered from the last global trending
+list this process read (kept fresh every few seconds), marked ``"degraded": true``;
+only a process that never read it answers 503.
+
 A plain ASGI application with a ten-line router, served by uvicorn (httptools, uvloop):
 measured on this machine, a framework's routing and request objects cost more than
 the Redis read itself (see docs/HTTP_API.md).
@@ -11,6 +15,9 @@ the Redis read itself (see docs/HTTP_API.md).
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import logging
 import re
 import time
 from collections.abc import Awaitable, Callable
@@ -24,7 +31,7 @@ from redis.exceptions import RedisError
 
 from agents.openapi import spec
 from agents.publisher import connect
-from agents.reader import Reader
+from agents.reader import Reader, ReadResult
 from agents.redis_reads import PipelinedReads
 from agents.telemetry import HTTP_REQUESTS, HTTP_SECONDS, Telemetry
 from streams.settings import Settings
@@ -102,10 +109,16 @@ def check_recent(req: Request) -> list[str]:
     return [check_id(i, "recent") for i in ids]
 
 
+log = logging.getLogger(__name__)
+TRENDING_REFRESH_S = 5.0
+
+
 class HttpApi:
     """The ASGI application: one Redis client and one reader per process."""
 
     def __init__(self, settings: Settings) -> None:
+        self._warm: asyncio.Task[None] | None = None
+        self._warned = 0.0
         self.redis = connect(settings.redis_url, retries=2)
         self.reads = PipelinedReads(settings.redis_url)
         # Reader is typed for redis-py; it only calls get and mget, which PipelinedReads has.
@@ -180,18 +193,43 @@ class HttpApi:
         while True:
             message = await receive()
             if message["type"] == "lifespan.startup":
+                self._warm = asyncio.create_task(self._keep_trending())
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
+                if self._warm is not None:
+                    self._warm.cancel()
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await self._warm
                 await self.redis.aclose()
                 await self.reads.aclose()
                 await send({"type": "lifespan.shutdown.complete"})
                 return
 
+    async def _keep_trending(self) -> None:
+        """Read the global trending list every few seconds: the outage fallback."""
+        while True:
+            with contextlib.suppress(RedisError, LookupError):
+                await self.reader.trending("", 1)
+            await asyncio.sleep(TRENDING_REFRESH_S)
+
+    def _degraded(self, k: int, exclude: list[str], exc: RedisError) -> ReadResult:
+        result = self.reader.degraded(k, exclude)
+        if result is None:
+            raise exc
+        now = time.monotonic()
+        if now - self._warned > 10:  # one line per 10 s, not one per request
+            self._warned = now
+            log.warning("Redis unreachable (%s): serving the last trending list", exc)
+        return result
+
     async def recommendations(self, req: Request) -> Response:
         """A user's list: user list -> recent items' lists -> trending."""
         user_id = check_id(req.param, "user_id")
         k, recent = check_k(req), check_recent(req)
-        result = await self.reader.recommendations(user_id, k, recent)
+        try:
+            result = await self.reader.recommendations(user_id, k, recent)
+        except RedisError as exc:
+            result = self._degraded(k, recent, exc)
         return _json({"user_id": user_id, **result.to_dict()})
 
     def similar(self, relation: str) -> Callable[[Request], Awaitable[Response]]:
@@ -199,7 +237,11 @@ class HttpApi:
 
         async def handle(req: Request) -> Response:
             item_id = check_id(req.param, "item_id")
-            result = await self.reader.similar(item_id, check_k(req), relation)
+            k = check_k(req)
+            try:
+                result = await self.reader.similar(item_id, k, relation)
+            except RedisError as exc:
+                result = self._degraded(k, [item_id], exc)
             return _json({"item_id": item_id, **result.to_dict()})
 
         return handle

@@ -66,6 +66,11 @@ _READ_RESULT = {
         "variant": {"type": ["string", "null"]},
         "computed_at": {"type": ["integer", "null"], "description": "Epoch ms."},
         "event_ts": {"type": ["integer", "null"], "description": "Event time, epoch ms."},
+        "degraded": {
+            "type": "boolean",
+            "description": "Present (true) when Redis could not be reached: the items are "
+            "the last trending list this server read.",
+        },
     },
 }
 

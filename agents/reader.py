@@ -34,6 +34,7 @@ class ReadResult:
     version: int
     sources: list[str] = field(default_factory=list)
     record: dict[str, Any] | None = None
+    degraded: bool = False  # served from the last trending list read, Redis unreachable
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form (CLI ``--json``, HTTP)."""
@@ -45,6 +46,8 @@ class ReadResult:
         if self.record is not None:
             for k in ("variant", "computed_at", "event_ts"):
                 out[k] = self.record.get(k)
+        if self.degraded:
+            out["degraded"] = True
         return out
 
 
@@ -56,6 +59,8 @@ class Reader:
         self.namespace = namespace
         self.pinned = version
         self._cached: tuple[float, int] | None = None
+        # The last global trending list read (version, rows): what an outage falls back to.
+        self.last_trending: tuple[int, list[list[Any]]] | None = None
 
     async def version(self) -> int:
         """The version to read: pinned, else the active pointer."""
@@ -122,8 +127,11 @@ class Reader:
         result = ReadResult([], keys.version)
         raw = await self.redis.get(keys.trending(category))
         if raw is not None:
+            rows = orjson.loads(raw)["items"]
+            if not category:
+                self.last_trending = (keys.version, rows)
             reason = f"c:{category}" if category else "t"
-            _extend(result, orjson.loads(raw)["items"], k, set(), "trending", reason)
+            _extend(result, rows, k, set(), "trending", reason)
         return result
 
     async def items(self, item_ids: Sequence[str]) -> dict[str, dict[str, Any]]:
@@ -139,7 +147,18 @@ class Reader:
     ) -> None:
         raw = await self.redis.get(keys.trending())
         if raw is not None:
-            _extend(result, orjson.loads(raw)["items"], k, seen, "trending", "t")
+            rows = orjson.loads(raw)["items"]
+            self.last_trending = (keys.version, rows)
+            _extend(result, rows, k, seen, "trending", "t")
+
+    def degraded(self, k: int = 10, exclude: Sequence[str] = ()) -> ReadResult | None:
+        """Trending as last read, for when Redis cannot be reached; None if never read."""
+        if self.last_trending is None:
+            return None
+        version, rows = self.last_trending
+        result = ReadResult([], version, degraded=True)
+        _extend(result, rows, k, set(exclude), "trending", "t")
+        return result
 
 
 def _extend(
