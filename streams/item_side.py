@@ -25,13 +25,19 @@ Group = tuple[int, int, list[Delta]]
 
 
 def encode_groups(groups: Iterable[Group]) -> bytes:
-    """Wire form of one item-delta message."""
-    return orjson.dumps([[sp, off, [d.to_list() for d in ds]] for sp, off, ds in groups])
+    """Wire form of one item-delta message (each delta as :meth:`Delta.to_list`)."""
+    # Inlined to_list: this runs for every delta of every event (about 20 per event).
+    return orjson.dumps(
+        [
+            [sp, off, [[d.item_id, d.weight, d.ts, d.relation, d.other] for d in ds]]
+            for sp, off, ds in groups
+        ]
+    )
 
 
 def decode_groups(raw: bytes) -> list[Group]:
     """Inverse of :func:`encode_groups`."""
-    return [(sp, off, [Delta.from_list(d) for d in ds]) for sp, off, ds in orjson.loads(raw)]
+    return [(sp, off, [Delta(*d) for d in ds]) for sp, off, ds in orjson.loads(raw)]
 
 
 @dataclass(slots=True)
