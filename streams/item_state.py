@@ -4,12 +4,20 @@ Popularity (``trend``) is event-time decayed (see :mod:`streams.decay`); neighbo
 are plain sums of pair weights. Decaying them with the trending half-life (3 days) lost
 most of the co-visitation evidence of catalogues whose pairs accumulate over months
 (measured in docs/MODELS.md). Each relation keeps at most ``neighbours_kept``
-neighbours; when full, the weakest is dropped, which bounds memory per item whatever
-the traffic.
+neighbours; when full, the weakest is dropped (lowest score, ties: the greatest id),
+which bounds memory per item whatever the traffic.
+
+Finding the weakest by a scan costs O(kept) per new neighbour of a full list, and on a
+busy item nearly every pair brings a new neighbour (it was 40 % of the in-process time).
+A lazy min-heap finds the weakest in O(log kept): each score a neighbour reaches is
+pushed; an entry whose score is no longer the neighbour's is stale and skipped. The
+heap is derived state, never serialised: it is rebuilt from the scores when a list
+first overflows after a load.
 """
 
 from __future__ import annotations
 
+import heapq
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -28,6 +36,10 @@ class ItemState:
     # Last applied source offset per source partition, stored with the state it guards so
     # that state and de-duplication are written (and recovered) together.
     applied: dict[int, int] = field(default_factory=dict)
+    # Per relation: lazy min-heap of (score, neighbour); only for lists that overflowed.
+    heaps: dict[str, list[tuple[float, str]]] = field(
+        default_factory=dict, compare=False, repr=False
+    )
 
     def seen(self, source_partition: int, offset: int) -> bool:
         """True when the interaction at this source offset was applied to this item."""
@@ -42,10 +54,16 @@ class ItemState:
             return
         assert delta.other is not None
         scores = self.neighbours.setdefault(delta.relation, {})
-        scores[delta.other] = scores.get(delta.other, 0.0) + delta.weight
+        score = scores[delta.other] = scores.get(delta.other, 0.0) + delta.weight
+        heap = self.heaps.get(delta.relation)
+        if heap is not None:
+            heapq.heappush(heap, (score, delta.other))
+            if len(heap) > 4 * neighbours_kept + 16:  # mostly stale entries: start afresh
+                heap = self.heaps[delta.relation] = _heap(scores)
         if len(scores) > neighbours_kept:
-            weakest = max(scores, key=lambda k: (-scores[k], k))  # last in top() order
-            del scores[weakest]
+            if heap is None:
+                heap = self.heaps[delta.relation] = _heap(scores)
+            _drop_weakest(scores, heap)
 
     def top(self, relation: str, n: int) -> list[tuple[str, float]]:
         """The ``n`` strongest neighbours in ``relation`` with their summed weights, best first."""
@@ -74,6 +92,31 @@ class ItemState:
             neighbours={r: dict(s) for r, s in data["n"].items()},
             applied={int(k): v for k, v in data.get("a", {}).items()},
         )
+
+
+def _heap(scores: dict[str, float]) -> list[tuple[float, str]]:
+    heap = [(s, k) for k, s in scores.items()]
+    heapq.heapify(heap)
+    return heap
+
+
+def _drop_weakest(scores: dict[str, float], heap: list[tuple[float, str]]) -> None:
+    """Delete the last neighbour in :meth:`ItemState.top` order: lowest score, greatest id."""
+    while heap and scores.get(heap[0][1]) != heap[0][0]:
+        heapq.heappop(heap)  # stale: that neighbour has a higher score now, or is gone
+    if not heap:  # scores changed behind the heap's back: rebuild it
+        heap[:] = _heap(scores)
+    low = heap[0][0]
+    tied: list[tuple[float, str]] = []
+    while heap and heap[0][0] == low:
+        entry = heapq.heappop(heap)
+        if scores.get(entry[1]) == low:
+            tied.append(entry)
+    victim = max(k for _, k in tied)
+    del scores[victim]
+    for entry in tied:
+        if entry[1] != victim:
+            heapq.heappush(heap, entry)
 
 
 def _finite(x: float) -> float | None:
