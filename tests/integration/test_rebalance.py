@@ -1,4 +1,4 @@
-"""A second worker joins mid-stream, then leaves: the lists equal a single worker's.
+"""A second worker joins mid-stream, works, then leaves: the lists equal a single worker's.
 
 Each move of a partition hands its table state over through the changelog, and each
 rebalance re-reads whatever was not committed; the per-user and per-item offset checks
@@ -7,12 +7,14 @@ must keep both from changing a single list.
 
 from __future__ import annotations
 
+import itertools
 import time
 from collections.abc import Callable
+from typing import Any
 
-import pytest
 import redis
 
+from agents.lag import wait_caught_up
 from agents.metrics import TABLE_KEYS, field, gauges_key
 from agents.producer import produce
 from infra.workers import WorkerProcess
@@ -42,23 +44,39 @@ def _wait_owning(
         r.close()
 
 
-@pytest.mark.xfail(
-    reason="lists differ after a join and a leave (docs/OPERATIONS.md, Rebalances)", strict=False
-)
+def _quarters(events: list[Any]) -> list[list[Any]]:
+    """``events`` in four consecutive parts that together hold every one of them.
+
+    ``synthetic`` yields its catalogue records before ``n_events`` interactions, so parts
+    cut by ``n_events`` would leave the last records out of the log, not of the reference.
+    """
+    cuts = [len(events) * i // 4 for i in range(5)]
+    return [events[a:b] for a, b in itertools.pairwise(cuts)]
+
+
 def test_worker_joins_then_leaves_gives_single_worker_lists(
     settings: Settings, workers: Callable[..., WorkerProcess]
 ) -> None:
     events = list(synthetic(n_users=150, n_items=80, n_events=6000, seed=11))
-    thirds = [events[i * 2000 : (i + 1) * 2000] for i in range(3)]
-    assert produce(settings, thirds[0], progress=False).ok
+    parts = _quarters(events)
+    assert produce(settings, parts[0], progress=False).ok
     first = workers("w1")
     _wait_owning(settings, first, "w1")
     second = workers("w2")
-    assert produce(settings, thirds[1], progress=False).ok
+    assert produce(settings, parts[1], progress=False).ok  # w2 joins mid-stream
     _wait_owning(settings, second, "w2")  # the group now spans two workers
-    assert produce(settings, thirds[2], progress=False).ok
-    assert second.stop(grace_s=15.0) is not None  # leaves: its partitions go back to w1
+
+    def both_alive(_: Any) -> None:
+        for w in (first, second):
+            assert w.alive, f"worker died:\n{w.tail()}"
+
+    # Produced once w2 owns its partitions, so w2 processes its share of these and hands
+    # its own state back when it leaves.
+    assert produce(settings, parts[2], progress=False).ok
+    wait_caught_up(settings, 240, on_poll=both_alive)
+    assert produce(settings, parts[3], progress=False).ok
+    assert second.stop(grace_s=15.0) is not None  # leaves mid-stream: back to w1
     drain(settings, first, timeout=240)
     ref = LocalPipeline(settings)
-    ref.apply_all(events)
+    ref.apply_all(e for part in parts for e in part)  # exactly what was produced
     assert_lists_match(settings, ref)
