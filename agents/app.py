@@ -174,7 +174,8 @@ def build_app(settings: Settings) -> Runtime:
         size,
         within,
     )
-    _batch_agent(app, item_deltas, "aggregate_items", rt.items.handle, 64, within)
+    item_within = max(within, settings.item_flush_s)
+    _batch_agent(app, item_deltas, "aggregate_items", rt.items.handle, 512, item_within)
     _batch_agent(
         app,
         _raw_topic(app, topics.catalog.name),
@@ -189,7 +190,7 @@ def build_app(settings: Settings) -> Runtime:
         "merge_trending",
         _each(rt.trending.handle),
         256,
-        within,
+        item_within,
     )
 
     if settings.split:

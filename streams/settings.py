@@ -65,6 +65,10 @@ class Settings:
     version_ttl_s: int = 7 * 86_400
     settle_s: float = 10.0
     flush_interval_s: float = 0.5
+    # The item side folds item deltas for up to this long before it writes the touched
+    # items' states and lists: under live traffic a busy item is then written once per
+    # interval, not once per ingest batch.
+    item_flush_s: float = 1.0
     variant: str = "A"
     # experiments (docs/EXPERIMENTS.md): empty split = every user gets `variant`
     ab_salt: str = "kapparec"
@@ -270,6 +274,7 @@ _PARSERS: dict[str, Callable[[str], Any]] = {
     "version_ttl_s": _positive_int,
     "settle_s": float,
     "flush_interval_s": _positive_float,
+    "item_flush_s": _positive_float,
     "variant": _name,
     "ab_salt": _name,
     "ab_split": _split,
