@@ -216,7 +216,6 @@ def test_restart_mid_stream_gives_clean_run_lists(
     settings: Settings,
     workers: Callable[..., WorkerProcess],
     stop: str,
-    stack: Any,
 ) -> None:
     """A worker stopped (or killed) mid-stream and restarted publishes a clean run's lists."""
     events = list(synthetic(n_users=150, n_items=80, n_events=6000, seed=7))
@@ -233,14 +232,7 @@ def test_restart_mid_stream_gives_clean_run_lists(
     code = first.stop(grace_s=10.0) if stop == "sigterm" else first.kill()
     assert code is not None
     second = workers("w2")
-    try:
-        drain(settings, second, timeout=180)
-    except TimeoutError:
-        if stack.kind != "embedded":
-            raise
-        # Known defect, see docs/OPERATIONS.md: on Tansu a restarted worker now and then
-        # never drains some partitions. Whenever it does drain, the lists must match.
-        pytest.xfail("restart stall on the embedded broker")
+    drain(settings, second, timeout=180)
     ref = LocalPipeline(settings)
     ref.apply_all(events)
     assert_lists_match(settings, ref)

@@ -106,7 +106,6 @@ def test_outage_beyond_the_limit_stops_the_worker_and_a_restart_catches_up(
     make_settings: Callable[..., Settings],
     namespace: str,
     tmp_path: Path,
-    stack: object,
 ) -> None:
     settings = make_settings(
         topic_prefix=f"{namespace}.",
@@ -135,15 +134,7 @@ def test_outage_beyond_the_limit_stops_the_worker_and_a_restart_catches_up(
         own_redis.start()
         second = WorkerProcess(settings, tmp_path / "w2.log", worker_id="w2")
         workers.append(second)
-        try:
-            drain(settings, second, timeout=180)
-        except TimeoutError:
-            if getattr(stack, "kind", "") != "embedded":
-                raise
-            # Known defect, see docs/OPERATIONS.md: on the embedded broker the restarted
-            # worker now and then never takes the last record of a partition. Only that
-            # is an expected failure; everything else in this test must hold.
-            pytest.xfail("restart stall on the embedded broker")
+        drain(settings, second, timeout=180)
         r = redis.Redis.from_url(own_redis.url)
         try:
             assert r.get(keys.user("u2")) is not None, "the event sent during the outage was lost"
