@@ -24,6 +24,11 @@ STRENGTH = {VIEW: 0.5, CLICK: 0.5, ADD_TO_CART: 1.0, PURCHASE: 1.0, REMOVE_FROM_
 # A co-visitation pair ``d`` steps apart in the user's history counts ``1 / (d + 1) ** 0.5``.
 DISTANCE_POWER = 0.5
 _RANK = {REMOVE_FROM_CART: 0, VIEW: 1, CLICK: 2, ADD_TO_CART: 3, PURCHASE: 4}
+# Pair weights are multiples of 2**-24. Neighbour scores are sums of them, and the item
+# side adds a neighbour's weights in an order that depends on batching (live or replay,
+# one worker or several); sums of such values are exact in floating point (up to 2**29),
+# so the order cannot change a score, nor break a tie differently.
+WEIGHT_GRID = 2.0**24
 
 BUY_WINDOW_MS = 7 * 24 * 60 * 60 * 1000  # bought within a week of looking at it
 PURCHASED_KEPT = 200
@@ -114,7 +119,8 @@ class UserState:
         for prev in reversed(self.recent):
             if prev.item_id == item:
                 continue
-            w = strength * STRENGTH[prev.type] / (d + 1) ** DISTANCE_POWER
+            w = round(strength * STRENGTH[prev.type] / (d + 1) ** DISTANCE_POWER * WEIGHT_GRID)
+            w /= WEIGHT_GRID
             d += 1
             if w > 0:
                 out.append(Delta(prev.item_id, w, ts, VIEWED, item))

@@ -7,7 +7,15 @@ from typing import Any
 import orjson
 
 from schemas.events import Interaction
-from streams.user_state import BOUGHT, EVENT_IDS_KEPT, VIEWED, Delta, RecentItem, UserState
+from streams.user_state import (
+    BOUGHT,
+    EVENT_IDS_KEPT,
+    VIEWED,
+    WEIGHT_GRID,
+    Delta,
+    RecentItem,
+    UserState,
+)
 
 MIN = 60_000
 HOUR = 60 * MIN
@@ -184,6 +192,11 @@ def test_co_visit_pairs_both_ways_weighted_by_strength() -> None:
     )
 
 
+def _grid(w: float) -> float:
+    """``w`` on the pair-weight grid (see WEIGHT_GRID)."""
+    return round(w * WEIGHT_GRID) / WEIGHT_GRID
+
+
 def test_co_visit_weight_falls_with_step_distance() -> None:
     feed = Feed()
     feed("view", "A", T0)
@@ -196,8 +209,8 @@ def test_co_visit_weight_falls_with_step_distance() -> None:
         [
             rel("B", 1.0, t, VIEWED, "C"),
             rel("C", 1.0, t, VIEWED, "B"),
-            rel("A", 0.5 / 2**0.5, t, VIEWED, "C"),
-            rel("C", 0.5 / 2**0.5, t, VIEWED, "A"),
+            rel("A", _grid(0.5 / 2**0.5), t, VIEWED, "C"),
+            rel("C", _grid(0.5 / 2**0.5), t, VIEWED, "A"),
         ],
     )
 
@@ -226,8 +239,8 @@ def test_repeated_item_moves_up_and_is_not_a_step() -> None:
     assert _covisit(feed("view", "C", t)) == [
         rel("A", 0.25, t, VIEWED, "C"),
         rel("C", 0.25, t, VIEWED, "A"),
-        rel("B", 0.25 / 2**0.5, t, VIEWED, "C"),
-        rel("C", 0.25 / 2**0.5, t, VIEWED, "B"),
+        rel("B", _grid(0.25 / 2**0.5), t, VIEWED, "C"),
+        rel("C", _grid(0.25 / 2**0.5), t, VIEWED, "B"),
     ]
 
 
