@@ -57,7 +57,7 @@ class ItemState:
         score = scores[delta.other] = scores.get(delta.other, 0.0) + delta.weight
         heap = self.heaps.get(delta.relation)
         if heap is not None:
-            heapq.heappush(heap, (score, delta.other))
+            heapq.heappush(heap, (score, _Desc(delta.other)))
             if len(heap) > 4 * neighbours_kept + 16:  # mostly stale entries: start afresh
                 heap = self.heaps[delta.relation] = _heap(scores)
         if len(scores) > neighbours_kept:
@@ -94,29 +94,32 @@ class ItemState:
         )
 
 
+class _Desc(str):
+    """An id that sorts in reverse: the heap's top is the lowest score, then the greatest id."""
+
+    __slots__ = ()
+
+    def __lt__(self, other: str) -> bool:
+        return str.__gt__(self, other)
+
+
 def _heap(scores: dict[str, float]) -> list[tuple[float, str]]:
-    heap = [(s, k) for k, s in scores.items()]
+    heap = [(s, _Desc(k)) for k, s in scores.items()]
     heapq.heapify(heap)
     return heap
 
 
 def _drop_weakest(scores: dict[str, float], heap: list[tuple[float, str]]) -> None:
-    """Delete the last neighbour in :meth:`ItemState.top` order: lowest score, greatest id."""
+    """Delete the last neighbour in :meth:`ItemState.top` order: lowest score, greatest id.
+
+    Undecayed scores tie often (many neighbours at one pair's weight), so ties are ordered
+    by the heap itself rather than popped and pushed back.
+    """
     while heap and scores.get(heap[0][1]) != heap[0][0]:
         heapq.heappop(heap)  # stale: that neighbour has a higher score now, or is gone
     if not heap:  # scores changed behind the heap's back: rebuild it
         heap[:] = _heap(scores)
-    low = heap[0][0]
-    tied: list[tuple[float, str]] = []
-    while heap and heap[0][0] == low:
-        entry = heapq.heappop(heap)
-        if scores.get(entry[1]) == low:
-            tied.append(entry)
-    victim = max(k for _, k in tied)
-    del scores[victim]
-    for entry in tied:
-        if entry[1] != victim:
-            heapq.heappush(heap, entry)
+    del scores[heapq.heappop(heap)[1]]
 
 
 def _finite(x: float) -> float | None:
