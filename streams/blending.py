@@ -26,7 +26,7 @@ class BlendWeights:
     viewed: float = 0.6
     category: float = 0.15
     trending: float = 0.05
-    recency: float = 0.9
+    recency: float = 0.8
 
 
 DEFAULT_WEIGHTS = BlendWeights()

@@ -41,18 +41,18 @@ def _triples(recs: list[Rec]) -> list[tuple[str, Any, str]]:
 
 
 def test_hand_computed_blend() -> None:
-    # A1 (recency 0.9**0 = 1), A2 (0.9**1 = 0.9); each list divided by its top score.
+    # A1 (recency 0.8**0 = 1), A2 (0.8**1 = 0.8); each list divided by its top score.
     #   bought A1 (x1.0):  X 2/2 = 1.0           Y 1/2 = 0.5
     #   viewed A1 (x0.6):  Z 0.6 * 0.5/0.5 = 0.6  W 0.6 * 0.25/0.5 = 0.3
-    #   bought A2 (x0.9):  Y 0.9 * 4/4 = 0.9      Z 0.9 * 1/4 = 0.225
+    #   bought A2 (x0.8):  Y 0.8 * 4/4 = 0.8      Z 0.8 * 1/4 = 0.2
     #   category (x0.15):  W 0.15 * 2/2 = 0.15    T 0.15 * 1/2 = 0.075
     #   trending (x0.05):  T 0.05 * 10/10 = 0.05  X 0.05 * 5/10 = 0.025
-    # Y = 1.4 (best vote 0.9, b:A2); X = 1.025 (1.0, b:A1); Z = 0.825 (0.6, v:A1);
+    # Y = 1.3 (best vote 0.8, b:A2); X = 1.025 (1.0, b:A1); Z = 0.8 (0.6, v:A1);
     # W = 0.45 (0.3, v:A1); T = 0.125 (0.075, c:shoes)
     assert _triples(_blend()) == [
-        ("Y", pytest.approx(1.4), "b:A2"),
+        ("Y", pytest.approx(1.3), "b:A2"),
         ("X", pytest.approx(1.025), "b:A1"),
-        ("Z", pytest.approx(0.825), "v:A1"),
+        ("Z", pytest.approx(0.8), "v:A1"),
         ("W", pytest.approx(0.45), "v:A1"),
         ("T", pytest.approx(0.125), "c:shoes"),
     ]
@@ -89,7 +89,7 @@ def test_excluded_and_unavailable_items_never_appear() -> None:
     recs = _blend(exclude={"X"}, available=lambda item: item != "Z")
     assert [r.item_id for r in recs] == ["Y", "W", "T"]
     # filtering does not change the others' scores
-    assert recs[0].score == pytest.approx(1.4)
+    assert recs[0].score == pytest.approx(1.3)
 
 
 def test_k_caps_the_list() -> None:
@@ -121,9 +121,9 @@ def test_empty_inputs_give_an_empty_list() -> None:
 
 
 def test_anchor_without_lists_is_skipped() -> None:
-    # "A0" is the most recent anchor but has no lists; A1 keeps recency 0.9
+    # "A0" is the most recent anchor but has no lists; A1 keeps recency 0.8
     recs = _blend(recent=["A0", "A1"], category_trending={}, trending=[])
-    assert _triples(recs)[0] == ("X", pytest.approx(0.9), "b:A1")
+    assert _triples(recs)[0] == ("X", pytest.approx(0.8), "b:A1")
 
 
 def test_rec_wire_form_rounds_the_score() -> None:
