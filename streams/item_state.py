@@ -104,7 +104,7 @@ class _Desc(str):
 
 
 def _heap(scores: dict[str, float]) -> list[tuple[float, str]]:
-    heap = [(s, _Desc(k)) for k, s in scores.items()]
+    heap: list[tuple[float, str]] = [(s, _Desc(k)) for k, s in scores.items()]
     heapq.heapify(heap)
     return heap
 
