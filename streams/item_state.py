@@ -129,5 +129,17 @@ def _finite(x: float) -> float | None:
 def scored_list(
     ranked: list[tuple[str, float]], now_ms: int, half_life_s: float
 ) -> list[list[Any]]:
-    """Log-space scores as decayed weights at ``now_ms``, rounded for compact storage."""
-    return [[item, round(decay.value_at(s, now_ms, half_life_s), 4)] for item, s in ranked]
+    """Log-space scores as decayed weights at ``now_ms``, to 6 significant digits.
+
+    A trending list published at an earlier ``now_ms`` holds the same values scaled, and
+    user lists blend ``score / top``. Rounded to a fixed number of *decimals* (it was 4),
+    two close items rounded apart at one scale and together at another, so a user list
+    built before the final trending refresh ordered them otherwise than one built after
+    it (seen in a replay test). Significant digits keep ``score / top`` the same at any
+    scale, to 5e-7.
+    """
+    return [[item, _significant(decay.value_at(s, now_ms, half_life_s))] for item, s in ranked]
+
+
+def _significant(x: float, digits: int = 6) -> float:
+    return float(f"{x:.{digits}g}")

@@ -136,5 +136,12 @@ def test_scored_list_shows_decayed_weights() -> None:
     ]
     # at T0 + 2 h: B = 1/4, C = 3/2
     assert scored_list(ranked, T0 + 2 * HOUR, HL) == [["C", 1.5], ["B", 0.25]]
-    # rounded to 4 decimals: 1/3 of a half-life later, 1.5 * 2**(-1/3) = 1.190550...
-    assert scored_list(ranked[:1], T0 + 2 * HOUR + HOUR // 3, HL) == [["C", 1.1906]]
+    # 6 significant digits: 1/3 of a half-life later, 1.5 * 2**(-1/3) = 1.1905507...
+    later = scored_list(ranked, T0 + 2 * HOUR + HOUR // 3, HL)
+    assert later == [["C", 1.19055], ["B", 0.198425]]
+    # the ratio a user list blends does not depend on when the list was published
+    now = scored_list(ranked, T0 + 2 * HOUR, HL)
+    assert later[1][1] / later[0][1] == pytest.approx(now[1][1] / now[0][1], rel=1e-6)
+    # 4 decimals did not: the same two values 100 half-lives earlier and later
+    tiny = scored_list(ranked, T0 + 2 * HOUR + 100 * HOUR, HL)
+    assert tiny[1][1] / tiny[0][1] == pytest.approx(now[1][1] / now[0][1], rel=1e-6)
