@@ -10,31 +10,29 @@ at 1,500 ms, and 17 ms at 100 ms. A short wait only adds idle fetch requests.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from faust.transport.drivers import aiokafka as faust_aiokafka
 
-_ORIGINAL = "_kapparec_original_create_worker_consumer"
+from agents.faust_patch import replace
+
 _WAIT = "_kapparec_fetch_max_wait_ms"  # attribute of the Faust app
 
 
-def _create_worker_consumer(self: Any, transport: Any) -> Any:
-    consumer = getattr(self, _ORIGINAL)(transport)
-    wait = getattr(self.app, _WAIT, None)
-    if wait is not None:
-        # Read by AIOKafkaConsumer.start() when it builds its fetcher.
-        consumer._fetch_max_wait_ms = wait
-    return consumer
+def _with_wait(original: Callable[[Any, Any], Any]) -> Callable[[Any, Any], Any]:
+    def create_worker_consumer(self: Any, transport: Any) -> Any:
+        consumer = original(self, transport)
+        wait = getattr(self.app, _WAIT, None)
+        if wait is not None:
+            # Read by AIOKafkaConsumer.start() when it builds its fetcher.
+            consumer._fetch_max_wait_ms = wait
+        return consumer
+
+    return create_worker_consumer
 
 
 def install(app: Any, fetch_max_wait_ms: int) -> None:
     """Make ``app``'s consumer wait at most ``fetch_max_wait_ms`` for an empty fetch."""
     setattr(app, _WAIT, fetch_max_wait_ms)
-    cls = faust_aiokafka.AIOKafkaConsumerThread
-    if getattr(cls, _ORIGINAL, None) is not None:
-        return
-    original = getattr(cls, "_create_worker_consumer", None)
-    if original is None:
-        raise RuntimeError("faust's aiokafka consumer thread lacks _create_worker_consumer")
-    setattr(cls, _ORIGINAL, original)
-    cls._create_worker_consumer = _create_worker_consumer  # type: ignore[method-assign]
+    replace(faust_aiokafka.AIOKafkaConsumerThread, _with_wait, "_create_worker_consumer")

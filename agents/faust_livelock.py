@@ -16,7 +16,7 @@ from typing import Any
 from aiokafka import TopicPartition
 from faust.transport.drivers import aiokafka as faust_aiokafka
 
-_ORIGINAL = "_kapparec_original_verify_event_path"
+from agents.faust_patch import replace
 
 
 def has_position(consumer: Any, tp: Any) -> bool:
@@ -38,11 +38,4 @@ def _guarded(original: Callable[[Any, float, Any], None]) -> Callable[[Any, floa
 
 def install() -> None:
     """Guard Faust's aiokafka ``verify_event_path`` (idempotent)."""
-    cls = faust_aiokafka.AIOKafkaConsumerThread
-    if getattr(cls, _ORIGINAL, None) is not None:
-        return
-    original = getattr(cls, "verify_event_path", None)
-    if original is None:
-        raise RuntimeError("faust's aiokafka consumer thread lacks verify_event_path")
-    setattr(cls, _ORIGINAL, original)
-    cls.verify_event_path = _guarded(original)  # type: ignore[method-assign]
+    replace(faust_aiokafka.AIOKafkaConsumerThread, _guarded, "verify_event_path")

@@ -48,9 +48,10 @@ from typing import Any
 from faust.transport import consumer as faust_consumer
 from faust.transport.drivers import aiokafka as faust_aiokafka
 
+from agents.faust_patch import replace
+
 log = logging.getLogger(__name__)
 
-_ORIGINAL = "_kapparec_original_seek_to_committed"
 _EPOCH = "_kapparec_seek_epoch"  # consumer attribute: number of seeks so far
 _LOCK = "_kapparec_seek_lock"  # consumer attribute: held while a seek runs
 
@@ -112,16 +113,9 @@ def _seek_epochs(
 
 def install() -> None:
     """Replace Faust's aiokafka ``seek_to_committed`` and guard its seeks (idempotent)."""
-    cls = faust_aiokafka.AIOKafkaConsumerThread
-    if getattr(cls, _ORIGINAL, None) is not None:
-        return
-    original = getattr(cls, "seek_to_committed", None)
-    base = faust_consumer.Consumer
-    needed = [original, getattr(base, "perform_seek", None), getattr(base, "getmany", None)]
-    if any(fn is None for fn in needed):  # a Faust without them: fail loudly, not stall
-        raise RuntimeError("faust consumer lacks seek_to_committed, perform_seek or getmany")
-    setattr(cls, _ORIGINAL, original)
-    cls.seek_to_committed = _seek_to_committed  # type: ignore[method-assign]
-    seek, fetch = _seek_epochs(base.perform_seek, base.getmany)
-    setattr(base, "perform_seek", seek)  # noqa: B010 (a method replaced on the class)
-    setattr(base, "getmany", fetch)  # noqa: B010
+    replace(
+        faust_aiokafka.AIOKafkaConsumerThread,
+        lambda _: _seek_to_committed,
+        "seek_to_committed",
+    )
+    replace(faust_consumer.Consumer, _seek_epochs, "perform_seek", "getmany")

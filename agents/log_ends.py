@@ -14,18 +14,18 @@ changes nothing.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer
 from faust.transport.drivers import aiokafka as faust_aiokafka
 
+from agents.faust_patch import replace
 from agents.kafka_security import aiokafka_options
 from streams.settings import Settings
 
 ConsumerFactory = Callable[[], AIOKafkaConsumer]
 
-_ORIGINAL = "_kapparec_original_highwaters"
 _FACTORY = "_kapparec_end_probe"  # attribute of the Faust app: builds a probe consumer
 
 
@@ -79,22 +79,18 @@ async def fetched_ends(
     return true
 
 
-async def _highwaters(self: Any, partitions: Any) -> Mapping[Any, int]:
-    ends = await getattr(self, _ORIGINAL)(partitions)
-    factory = getattr(self.app, _FACTORY, None)
-    if factory is None or self.consumer.in_transaction:
-        return ends  # type: ignore[no-any-return]
-    return await fetched_ends(factory, ends)
+def _corrected(original: Callable[[Any, Any], Awaitable[Mapping[Any, int]]]) -> Any:
+    async def highwaters(self: Any, partitions: Any) -> Mapping[Any, int]:
+        ends = await original(self, partitions)
+        factory = getattr(self.app, _FACTORY, None)
+        if factory is None or self.consumer.in_transaction:
+            return ends
+        return await fetched_ends(factory, ends)
+
+    return highwaters
 
 
 def install(app: Any, make_consumer: ConsumerFactory) -> None:
     """Make ``app``'s table recovery read every changelog to its true end."""
     setattr(app, _FACTORY, make_consumer)
-    cls = faust_aiokafka.AIOKafkaConsumerThread
-    if getattr(cls, _ORIGINAL, None) is not None:
-        return
-    original = getattr(cls, "_highwaters", None)
-    if original is None:  # a Faust without it: fail loudly rather than lose table state
-        raise RuntimeError("faust's aiokafka consumer thread lacks _highwaters")
-    setattr(cls, _ORIGINAL, original)
-    cls._highwaters = _highwaters  # type: ignore[method-assign]
+    replace(faust_aiokafka.AIOKafkaConsumerThread, _corrected, "_highwaters")
