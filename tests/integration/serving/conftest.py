@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
@@ -59,7 +60,14 @@ class Api:
 @pytest.fixture
 async def api(serving_settings: Settings) -> AsyncIterator[Api]:
     """The HTTP app as `kapparec serve` runs it, against the real Redis."""
-    server = uvicorn.Server(uvicorn_config(serving_settings))  # type: ignore[arg-type]
+    async with serve(serving_settings) as served:
+        yield served
+
+
+@contextlib.asynccontextmanager
+async def serve(settings: Settings) -> AsyncIterator[Api]:
+    """Serve the HTTP app of ``settings`` on a loopback port while the block runs."""
+    server = uvicorn.Server(uvicorn_config(settings))  # type: ignore[arg-type]
     sock = listening_socket("127.0.0.1", 0)
     task = asyncio.create_task(server.serve(sockets=[sock]))
     while not server.started:

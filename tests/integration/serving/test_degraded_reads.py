@@ -6,15 +6,12 @@ import asyncio
 from collections.abc import AsyncIterator
 from pathlib import Path
 
-import aiohttp
 import pytest
 import redis
-import uvicorn
 
-from agents.server import listening_socket, uvicorn_config
 from streams.settings import load_settings
 from tests.integration.conftest import unique_namespace
-from tests.integration.serving.conftest import Api
+from tests.integration.serving.conftest import Api, serve
 from tests.integration.serving.support import get, seed_lists
 from tests.integration.test_redis_outage import OwnRedis
 
@@ -26,18 +23,10 @@ async def outage_api(tmp_path: Path) -> AsyncIterator[tuple[Api, OwnRedis]]:
     settings = load_settings(env={}, redis_url=own.url, namespace=unique_namespace())
     with redis.Redis.from_url(own.url) as client:
         seed_lists(client, settings.namespace)
-    server = uvicorn.Server(uvicorn_config(settings))  # type: ignore[arg-type]
-    sock = listening_socket("127.0.0.1", 0)
-    task = asyncio.create_task(server.serve(sockets=[sock]))
-    while not server.started:
-        assert not task.done(), "the server stopped during start-up"
-        await asyncio.sleep(0.01)
     try:
-        async with aiohttp.ClientSession() as session:
-            yield Api(f"http://127.0.0.1:{sock.getsockname()[1]}", session), own
+        async with serve(settings) as api:
+            yield api, own
     finally:
-        server.should_exit = True
-        await task
         own.stop()
 
 
@@ -70,16 +59,6 @@ async def test_without_a_trending_list_read_an_outage_is_a_503(tmp_path: Path) -
     own.start()
     settings = load_settings(env={}, redis_url=own.url, namespace=unique_namespace())
     own.stop()  # before the server ever read anything
-    server = uvicorn.Server(uvicorn_config(settings))  # type: ignore[arg-type]
-    sock = listening_socket("127.0.0.1", 0)
-    task = asyncio.create_task(server.serve(sockets=[sock]))
-    while not server.started:
-        await asyncio.sleep(0.01)
-    try:
-        async with aiohttp.ClientSession() as session:
-            api = Api(f"http://127.0.0.1:{sock.getsockname()[1]}", session)
-            body = await get(api, "/recommendations/u1", status=503)
-            assert body["error"] == "redis_unavailable"
-    finally:
-        server.should_exit = True
-        await task
+    async with serve(settings) as api:
+        body = await get(api, "/recommendations/u1", status=503)
+        assert body["error"] == "redis_unavailable"
