@@ -56,7 +56,6 @@ class Publisher:
         self.keys = Keys(settings.namespace, settings.version)
         self.writes = 0
         self.outage_max_s = settings.redis_outage_max_s
-        self.paused_s = 0.0  # time spent waiting for Redis, over the worker's life
 
     async def call(self, fn: Callable[[], Awaitable[T]]) -> T:
         """``await fn()``, waiting out a Redis outage of up to ``outage_max_s``.
@@ -86,7 +85,6 @@ class Publisher:
                 continue
             if down_since is not None:
                 waited = time.monotonic() - down_since
-                self.paused_s += waited
                 log.warning("Redis answers again after %.1f s: processing resumed", waited)
             return result
 
