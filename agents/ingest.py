@@ -72,16 +72,12 @@ class IngestInteractions:
             for p, ds in by_part.items():
                 groups[p].append((msg.partition, msg.offset, ds))
         await self.dead_letters.send_all(rejected, AGENT)
-        # Deltas before user state: if the worker dies in between, the user's events are
-        # applied again after restart and the item side drops the repeated deltas.
-        sends = [
-            await self.item_deltas.send(key=str(p).encode(), value=encode_groups(g), partition=p)
-            for p, g in groups.items()
-        ]
-        await asyncio.gather(*sends)
-        await put_all((self.users, p, uid, state) for uid, (p, state) in touched.items())
-        if touched:
-            await self.user_lists.publish({u: s for u, (_, s) in touched.items()})
+        # The users' lists are built while the broker acknowledges the deltas and the
+        # state: a list needs neither, and a batch redone after a crash rebuilds it.
+        await asyncio.gather(
+            self._ship(groups, touched),
+            self.user_lists.publish({u: s for u, (_, s) in touched.items()}),
+        )
         if refresh:
             await self.user_lists.refresh_all(self.users)
             if self.trending_partials is not None:
@@ -91,6 +87,21 @@ class IngestInteractions:
                         key=b"refresh", value=b"", partition=0, headers=[(HEADER, REFRESH)]
                     )
                 )
+
+    async def _ship(
+        self, groups: dict[int, list[Group]], touched: dict[str, tuple[int, UserState]]
+    ) -> None:
+        """Send the item deltas, then the user states, and wait until both are durable.
+
+        Deltas before user state: if the worker dies in between, the user's events are
+        applied again after restart and the item side drops the repeated deltas.
+        """
+        sends = [
+            await self.item_deltas.send(key=str(p).encode(), value=encode_groups(g), partition=p)
+            for p, g in groups.items()
+        ]
+        await asyncio.gather(*sends)
+        await put_all((self.users, p, uid, state) for uid, (p, state) in touched.items())
 
     def _new_request(self, request: bytes | None) -> bool:
         """A request reaches every partition; a worker with several acts on it once."""

@@ -72,6 +72,7 @@ class AggregateItems:
                 s.neighbours_kept,
                 result,
             )
+            await asyncio.sleep(0)  # a long batch lets the ingest agent in between messages
         # Item states first: each carries its own de-duplication, so a crash between these
         # writes leaves nothing counted twice and nothing lost on replay. One wait for all
         # partitions' item states, then one for the partition states.
@@ -86,6 +87,7 @@ class AggregateItems:
         for p, result in by_part.items():
             part = states[p]
             writes.extend(self._item_lists(result))
+            await asyncio.sleep(0)
             if result.categories:
                 payload = {"p": p, "t": part.max_ts, "c": part.partial.export(result.categories)}
                 sends.append(

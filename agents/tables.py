@@ -12,6 +12,8 @@ import asyncio
 from collections.abc import Iterable
 from typing import Any
 
+YIELD_EVERY = 256  # writes serialised between two turns of the event loop
+
 
 def put(table: Any, partition: int, key: str, value: Any) -> Any:
     """Set ``table[key] = value`` and log it to changelog ``partition``.
@@ -26,6 +28,10 @@ def put(table: Any, partition: int, key: str, value: Any) -> Any:
 
 async def put_all(writes: Iterable[tuple[Any, int, str, Any]]) -> None:
     """Apply ``(table, partition, key, value)`` writes and wait until all are durable."""
-    futures = [put(*w) for w in writes]
+    futures = []
+    for i, w in enumerate(writes, 1):
+        futures.append(put(*w))
+        if i % YIELD_EVERY == 0:
+            await asyncio.sleep(0)  # serialising thousands of states: let other agents in
     if futures:
         await asyncio.gather(*futures)

@@ -91,6 +91,8 @@ class UserLists:
 
     async def publish(self, users: Mapping[str, UserState]) -> None:
         """Build and write the lists of ``users``; each is re-checked after ``settle_s``."""
+        if not users:
+            return
         records = await self.build(users)
         await self._write(records)
         WORKER.freshness(s.last_ts for s in users.values())
