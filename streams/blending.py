@@ -22,7 +22,7 @@ ScoredList = Sequence[Sequence[Any]]  # [[item_id, score], ...] best first
 class BlendWeights:
     """How much each source counts; ``recency`` discounts older anchors geometrically."""
 
-    bought: float = 1.0
+    bought: float = 0.1
     viewed: float = 0.6
     category: float = 0.15
     trending: float = 0.05

@@ -23,8 +23,9 @@ if TYPE_CHECKING:
 
 BUCKETS = 10_000
 
-# The ranking configurations a variant may name. A is the control; B gives trending
-# (overall and in the user's categories) far more say; C leans on co-views.
+# The ranking configurations a variant may name. A is the control (the defaults, which
+# lean on co-views: bought 0.1, viewed 0.6); B gives trending (overall and in the user's
+# categories) far more say; C gives co-purchases more say than A does (0.6 to 1.0).
 PROFILES: Mapping[str, BlendWeights] = {
     "A": DEFAULT_WEIGHTS,
     "B": BlendWeights(bought=1.0, viewed=0.6, category=0.6, trending=0.5, recency=0.8),

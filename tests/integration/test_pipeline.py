@@ -125,12 +125,13 @@ def test_hand_computed_example(settings: Settings, workers: Callable[..., Worker
         ["B", pytest.approx(0.75, abs=1e-3)],
         ["C", pytest.approx(0.25, abs=1e-3)],
     ]
-    # u3 viewed A then D: anchors D (weight 1) and A (0.8). B gets 0.8 * 1.0 (A's bought list)
-    # + 0.8 * 0.6 * 1.0 from A's viewed list; C gets 0.8 * 0.6 * 0.25/0.75: B first, then C
+    # u3 viewed A then D: anchors D (weight 1) and A (0.8). B gets 0.8 * 0.1 * 1.0 (A's
+    # bought list) + 0.8 * 0.6 * 1.0 from A's viewed list, the stronger vote; C gets
+    # 0.8 * 0.6 * 0.25/0.75: B first, then C
     user3 = published(settings, keys.user("u3"))
     assert user3 is not None
     assert [row[0] for row in user3][:2] == ["B", "C"]
-    assert user3[0][2] == "b:A"
+    assert user3[0][2] == "v:A"
     # D is out of stock: never recommended, even though u3 co-viewed it with A
     assert all(row[0] != "D" for row in user3)
     assert "D" not in [i for i, _ in published(settings, keys.viewed("A")) or []]
