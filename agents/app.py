@@ -27,6 +27,7 @@ from agents.experiments import Experiments, wire_experiments
 from agents.ingest import IngestInteractions
 from agents.items import AggregateItems, MergeTrending
 from agents.kafka_security import faust_credentials
+from agents.loop_watchdog import LoopWatchdog
 from agents.metrics import TABLE_KEYS, WORKER
 from agents.publisher import Publisher, connect
 from agents.recs_out import RecsOut
@@ -202,6 +203,13 @@ def build_app(settings: Settings) -> Runtime:
     async def replicate_item_vectors() -> None:
         # Every worker replays the whole item-vectors topic (see agents/vector_replica.py).
         await _guard(app, "replicate_item_vectors", rt.vectors.run)
+
+    if settings.loop_stall_ms:
+        watchdog = LoopWatchdog(settings.loop_stall_ms / 1000)
+
+        @app.task
+        async def watch_event_loop() -> None:
+            await watchdog.run()
 
     @app.timer(settings.flush_interval_s)
     async def settle_user_lists() -> None:

@@ -87,6 +87,8 @@ class Settings:
     # arrives; a broker that does not (the embedded one) answers only when it runs out,
     # so every hop of the pipeline waited up to Faust's fixed 1.5 s.
     fetch_max_wait_ms: int = 100
+    # Log the event loop's stack when it has not turned for this long (0 = off).
+    loop_stall_ms: int = 500
     log_level: str = "warning"
     # security: Kafka (SASL and/or TLS) for every Kafka client, Redis AUTH and TLS
     kafka_security_protocol: str = "PLAINTEXT"
@@ -288,6 +290,7 @@ _PARSERS: dict[str, Callable[[str], Any]] = {
     "web_port": _non_negative_int,
     "session_timeout_s": _positive_float,
     "fetch_max_wait_ms": _positive_int,
+    "loop_stall_ms": _non_negative_int,
     "log_level": _level,
     "kafka_security_protocol": _choice(*SECURITY_PROTOCOLS),
     "kafka_sasl_mechanism": _choice(*SASL_MECHANISMS),
