@@ -5,7 +5,11 @@ are plain sums of pair weights. Decaying them with the trending half-life (3 day
 most of the co-visitation evidence of catalogues whose pairs accumulate over months
 (measured in docs/MODELS.md). Each relation keeps at most ``neighbours_kept``
 neighbours; when full, the weakest is dropped (lowest score, ties: the greatest id),
-which bounds memory per item whatever the traffic.
+which bounds memory per item whatever the traffic. The price: a full list depends on the
+order its deltas arrived in (a neighbour dropped and seen again starts from zero), and
+an item's deltas come from every user partition, interleaved as the workers' batches
+happen to meet. Sums below the cap are order-free; lists of capped items may differ
+between two runs over the same log (docs/EVALUATION.md, "Agreement").
 
 Finding the weakest by a scan costs O(kept) per new neighbour of a full list, and on a
 busy item nearly every pair brings a new neighbour (it was 40 % of the in-process time).
