@@ -43,6 +43,7 @@ class UserLists:
         self.experiment = experiment
         # recs-out hook: every record written to Redis is also handed to this sender.
         self.on_write = on_write
+        self.rules = settings.business_rules
         # user -> (wall-clock deadline, record last written): re-check once after
         # settle_s, when the item side has folded in this user's own events.
         self.settling: OrderedDict[str, tuple[float, bytes]] = OrderedDict()
@@ -74,7 +75,16 @@ class UserLists:
         arms = {uid: self._arm(uid) for uid in users}
         return {
             uid: encode_user(
-                recommend(state, plans[uid], lists, self.catalog, s.list_size, arms[uid].weights),
+                recommend(
+                    state,
+                    plans[uid],
+                    lists,
+                    self.catalog,
+                    s.list_size,
+                    arms[uid].weights,
+                    self.rules,
+                    s.category_cap,
+                ),
                 plans[uid].anchors,
                 s.version,
                 arms[uid].variant,

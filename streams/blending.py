@@ -13,6 +13,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from streams.models.rerank import Rule, apply_rules, diversify
 from streams.user_state import BOUGHT, VIEWED
 
 ScoredList = Sequence[Sequence[Any]]  # [[item_id, score], ...] best first
@@ -76,12 +77,18 @@ def blend(
     available: Callable[[str], bool],
     k: int,
     weights: BlendWeights = DEFAULT_WEIGHTS,
+    rules: Sequence[Rule] = (),
+    category_cap: int = 0,
+    catalog: Callable[[str], Mapping[str, Any] | None] = lambda item: None,
 ) -> list[Rec]:
     """Rank candidates for one user; ``recent`` is most recent first.
 
     ``neighbours[relation][anchor]`` is the published list of ``anchor``;
     ``category_trending`` holds trending lists of the user's recent categories.
-    Items in ``exclude`` or not ``available`` never appear.
+    Items in ``exclude`` or not ``available`` never appear. Business ``rules`` multiply
+    the blended score of the items whose ``catalog`` record they match (a factor of 0
+    hides the item); ``category_cap`` > 0 allows at most that many items per category,
+    filling up from the rest when too few categories are left.
     """
     votes = _Votes()
     for rank, anchor in enumerate(recent):
@@ -93,12 +100,11 @@ def blend(
     for cat, lst in category_trending.items():
         votes.add(lst, weights.category, "c:" + cat)
     votes.add(trending, weights.trending, "t")
-    ranked = sorted(votes.score.items(), key=lambda kv: (-kv[1], kv[0]))
-    out: list[Rec] = []
-    for item, score in ranked:
-        if len(out) >= k:
-            break
-        if item in exclude or not available(item):
-            continue
-        out.append(Rec(item, score, votes.best[item][1]))
-    return out
+    scores = votes.score
+    if rules:
+        scores = {i: apply_rules(v, catalog(i), rules) for i, v in scores.items()}
+        scores = {i: v for i, v in scores.items() if v > 0}
+    ranked = sorted(scores.items(), key=lambda kv: (-kv[1], kv[0]))
+    eligible = (kv for kv in ranked if kv[0] not in exclude and available(kv[0]))
+    chosen = diversify(eligible, catalog, k, category_cap)
+    return [Rec(item, score, votes.best[item][1]) for item, score in chosen]

@@ -36,6 +36,7 @@ class LocalPipeline:
         self.parts: dict[int, PartitionState] = {}
         self.catalog: dict[str, dict[str, Any]] = {}
         self.offsets: dict[int, int] = defaultdict(lambda: -1)
+        self.rules = settings.business_rules
 
     def apply_catalog(self, item: CatalogItem) -> None:
         """Record an item's metadata (a late, older record does not undo a newer one)."""
@@ -141,4 +142,6 @@ class LocalPipeline:
             if self.settings.split
             else self.weights
         )
-        return recommend(state, pl, self.lists_for(pl), self.catalog.get, k, weights)
+        lists = self.lists_for(pl)
+        s = self.settings
+        return recommend(state, pl, lists, self.catalog.get, k, weights, self.rules, s.category_cap)

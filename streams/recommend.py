@@ -7,13 +7,14 @@ measures exactly what the workers publish.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from streams import trending
 from streams.blending import DEFAULT_WEIGHTS, BlendWeights, Rec, ScoredList, blend
 from streams.item_state import ItemState, scored_list
+from streams.models.rerank import Rule
 from streams.user_state import BOUGHT, VIEWED, UserState
 
 ANCHORS = 10  # recent items whose lists feed a user's list
@@ -66,8 +67,14 @@ def recommend(
     catalog: Catalog,
     k: int,
     weights: BlendWeights = DEFAULT_WEIGHTS,
+    rules: Sequence[Rule] = (),
+    category_cap: int = 0,
 ) -> list[Rec]:
-    """The user's ranked list: purchased and recently seen items are never included."""
+    """The user's ranked list: purchased and recently seen items are never included.
+
+    ``rules`` and ``category_cap`` are the re-rank settings (``KAPPAREC_RULES``,
+    ``KAPPAREC_CATEGORY_CAP``), see :func:`streams.blending.blend`.
+    """
     return blend(
         p.anchors,
         {BOUGHT: lists.bought, VIEWED: lists.viewed},
@@ -77,6 +84,9 @@ def recommend(
         available=lambda item: is_available(catalog(item)),
         k=k,
         weights=weights,
+        rules=rules,
+        category_cap=category_cap,
+        catalog=catalog,
     )
 
 

@@ -13,7 +13,10 @@ import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from streams.models.rerank import Rule
 
 PREFIX = "KAPPAREC_"
 
@@ -70,6 +73,10 @@ class Settings:
     # interval, not once per ingest batch.
     item_flush_s: float = 1.0
     variant: str = "A"
+    # re-rank of user lists: business rules (see streams.models.rerank.parse_rules) and
+    # at most this many items per category (0 = no cap)
+    rules: str = ""
+    category_cap: int = 0
     # experiments (docs/EXPERIMENTS.md): empty split = every user gets `variant`
     ab_salt: str = "kapparec"
     ab_split: str = ""
@@ -114,6 +121,13 @@ class Settings:
     def split(self) -> tuple[tuple[str, int], ...]:
         """The A/B split as ``((variant, weight), ...)``; empty when no experiment runs."""
         return parse_split(self.ab_split) if self.ab_split else ()
+
+    @property
+    def business_rules(self) -> tuple[Rule, ...]:
+        """The parsed ``rules``: score multipliers by category prefix and/or brand."""
+        from streams.models.rerank import parse_rules
+
+        return parse_rules(self.rules)
 
     @property
     def app_id(self) -> str:
@@ -234,6 +248,13 @@ def _split(raw: str) -> str:
     return ",".join(f"{n}:{w}" for n, w in arms)
 
 
+def _rules(raw: str) -> str:
+    from streams.models.rerank import parse_rules
+
+    parse_rules(raw)  # raises ValueError with the offending rule
+    return raw
+
+
 def _probability(raw: str) -> float:
     value = float(raw)
     if not 0 < value < 1:
@@ -278,6 +299,8 @@ _PARSERS: dict[str, Callable[[str], Any]] = {
     "flush_interval_s": _positive_float,
     "item_flush_s": _positive_float,
     "variant": _name,
+    "rules": _rules,
+    "category_cap": _non_negative_int,
     "ab_salt": _name,
     "ab_split": _split,
     "ab_window_s": _positive_float,

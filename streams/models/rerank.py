@@ -10,7 +10,8 @@ listed takes the slot; the bandit is rewarded when the user goes on to like that
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+import itertools
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -37,6 +38,38 @@ class Rule:
         ):
             return False
         return self.brand is None or meta.get("brand") == self.brand
+
+
+def parse_rules(raw: str) -> tuple[Rule, ...]:
+    """Rules from ``category=A.B,brand=X*1.5;brand=Y*0``: ``;`` between rules, ``,``
+    between the conditions of one rule (all must hold), ``*`` before its factor.
+
+    A category matches itself and every category below it (``A`` matches ``A.B``).
+    Values may not contain ``;``, ``,``, ``=`` or ``*``. Raises ``ValueError``.
+    """
+    rules: list[Rule] = []
+    for text in (part.strip() for part in raw.split(";")):
+        if not text:
+            continue
+        cond, star, factor_text = text.rpartition("*")
+        if not star or not cond:
+            raise ValueError(f"rule {text!r} needs conditions and '*factor'")
+        try:
+            factor = float(factor_text)
+        except ValueError:
+            raise ValueError(f"rule {text!r}: factor {factor_text!r} is not a number") from None
+        if not factor >= 0 or factor == float("inf"):
+            raise ValueError(f"rule {text!r}: factor must be a finite number >= 0")
+        found: dict[str, str] = {}
+        for pair in cond.split(","):
+            key, eq, value = (x.strip() for x in pair.partition("="))
+            if not eq or key not in ("category", "brand") or not value or key in found:
+                raise ValueError(
+                    f"rule {text!r}: conditions are category=<prefix> and/or brand=<name>"
+                )
+            found[key] = value
+        rules.append(Rule(factor, found.get("category"), found.get("brand")))
+    return tuple(rules)
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,11 +126,11 @@ class Explorer:
 
 
 def diversify(
-    ranked: Sequence[tuple[str, float]], catalog: Catalog, k: int, cap: int
+    ranked: Iterable[tuple[str, float]], catalog: Catalog, k: int, cap: int
 ) -> list[tuple[str, float]]:
     """The first ``k`` items, at most ``cap`` per category (0 = no cap); refills if short."""
     if cap <= 0:
-        return list(ranked[:k])
+        return list(itertools.islice(ranked, k))
     per: dict[str, int] = {}
     out: list[tuple[str, float]] = []
     held: list[tuple[str, float]] = []

@@ -261,3 +261,41 @@ def test_reader_fallback_chain(settings: Settings, workers: Callable[..., Worker
     assert cold.sources == ["trending"] and cold.items[0][0] == "B"
     assert session.sources[0] == "recent" and session.items[0][:1] == ["B"]
     assert session.items[0][2] == "b:A"
+
+
+def test_business_rules_and_category_cap_in_the_worker(
+    make_settings: Callable[..., Settings],
+    namespace: str,
+    tmp_path: Path,
+) -> None:
+    """The worker applies KAPPAREC_RULES and KAPPAREC_CATEGORY_CAP as the reference does."""
+    s = make_settings(
+        topic_prefix=f"{namespace}.",
+        settle_s=1.0,
+        flush_interval_s=0.2,
+        session_timeout_s=6.0,
+        batch_within_s=0.02,
+        rules="brand=brand3*0;category=electronics*3",
+        category_cap=2,
+    )
+    ensure_topics(s.kafka_bootstrap, build_topics(s).all())
+    events = list(synthetic(n_users=60, n_items=40, n_events=1500, seed=11))
+    brands = {e.item_id: e.brand for e in events if isinstance(e, CatalogItem)}
+    assert produce(s, events, progress=False).ok
+    worker = WorkerProcess(s, tmp_path / "w1.log")
+    try:
+        drain(s, worker)
+        ref = LocalPipeline(s)
+        ref.apply_all(events)
+        assert_lists_match(s, ref)
+        unruled = LocalPipeline(make_settings(partitions=s.partitions))
+        unruled.apply_all(events)
+        assert any(
+            brands.get(r.item_id) == "brand3" for u in unruled.users for r in unruled.recommend(u)
+        ), "the rule must have something to hide"
+        keys = Keys(s.namespace, s.version)
+        for uid in ref.users:
+            got = published(s, keys.user(uid)) or []
+            assert all(brands.get(row[0]) != "brand3" for row in got), uid
+    finally:
+        worker.stop(grace_s=10.0)

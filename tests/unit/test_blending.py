@@ -7,6 +7,7 @@ from typing import Any
 import pytest
 
 from streams.blending import BlendWeights, Rec, blend
+from streams.models.rerank import Rule
 from streams.user_state import BOUGHT, VIEWED
 
 NEIGHBOURS: dict[str, dict[str, Any]] = {
@@ -139,3 +140,46 @@ def test_anchor_without_lists_is_skipped() -> None:
 
 def test_rec_wire_form_rounds_the_score() -> None:
     assert Rec("X", 1.0 / 3.0, "t").to_list() == ["X", 0.3333, "t"]
+
+
+META = {
+    "X": {"category": "shoes.running", "brand": "acme"},
+    "Y": {"category": "shoes.boots", "brand": "other"},
+    "T": {"category": "shoes", "brand": "acme"},
+    "Z": {"category": "hats", "brand": "acme"},
+    "W": {"category": "hats", "brand": "other"},
+}
+
+
+def test_rules_multiply_scores_by_category_prefix_and_brand() -> None:
+    # unruled: Y 1.3, X 1.025, Z 0.8, W 0.45, T 0.125 (test_hand_computed_blend)
+    recs = _blend(rules=(Rule(0.1, category="shoes"),), catalog=META.get)
+    assert _triples(recs) == [
+        ("Z", pytest.approx(0.8), "v:A1"),
+        ("W", pytest.approx(0.45), "v:A1"),
+        ("Y", pytest.approx(0.13), "b:A2"),
+        ("X", pytest.approx(0.1025), "b:A1"),
+        ("T", pytest.approx(0.0125), "c:shoes"),
+    ]
+    both = _blend(rules=(Rule(2.0, category="hats", brand="other"),), catalog=META.get)
+    assert [(r.item_id, r.score) for r in both][:2] == [("Y", pytest.approx(1.3)), ("X", 1.025)]
+    assert {r.item_id: r.score for r in both}["W"] == pytest.approx(0.9)
+
+
+def test_a_zero_factor_hides_and_unknown_items_are_untouched() -> None:
+    recs = _blend(rules=(Rule(0.0, brand="acme"),), catalog=META.get)
+    assert [r.item_id for r in recs] == ["Y", "W"]
+    assert [r.item_id for r in _blend(rules=(Rule(0.0, brand="acme"),))] == [
+        "Y", "X", "Z", "W", "T",
+    ]  # fmt: skip
+
+
+def test_category_cap_spreads_the_top_and_refills_when_short() -> None:
+    # one place per category (the exact category): Y (shoes.boots), X (shoes.running),
+    # Z (hats), T (shoes); W, a second hat, comes only as refill at the end
+    recs = _blend(category_cap=1, catalog=META.get)
+    assert [r.item_id for r in recs] == ["Y", "X", "Z", "T", "W"]
+    assert [r.item_id for r in _blend(category_cap=1, catalog=META.get, k=3)] == ["Y", "X", "Z"]
+    same = {i: {"category": "c"} for i in META}
+    assert [r.item_id for r in _blend(category_cap=2, catalog=same.get, k=3)] == ["Y", "X", "Z"]
+    assert [r.item_id for r in _blend(category_cap=1, catalog=same.get, k=3)] == ["Y", "X", "Z"]

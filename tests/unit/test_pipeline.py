@@ -298,3 +298,13 @@ def test_a_category_change_moves_the_item_to_its_new_lists() -> None:
     assert "H1" not in [i for i, *_ in pipe.trending("phones")]
     pipe.apply_catalog(CatalogItem("H1", T0 + 99 * SEC, "Headphones", "phones", price=80.0))
     assert "H1" in [i for i, *_ in pipe.trending("phones")]
+
+
+def test_business_rules_and_category_cap_shape_the_user_list() -> None:
+    # u2's list without rules: C1 (accessories) then P2 (phones); see test_user_list_u2.
+    plain = [r.item_id for r in _run(4).recommend("u2")]
+    assert plain[:2] == ["C1", "P2"]
+    hidden = _run(4, rules="category=accessories*0")
+    assert all(r.item_id not in ("C1", "C2", "C3") for r in hidden.recommend("u2"))
+    boosted = _run(4, rules="category=phones*10")
+    assert [r.item_id for r in boosted.recommend("u2")][:1] == ["P2"]

@@ -59,6 +59,13 @@ def test_values_are_parsed_to_their_types() -> None:
         ("KAPPAREC_HTTP_HOST", "bad host"),
         ("KAPPAREC_HTTP_PROCESSES", "0"),
         ("KAPPAREC_METRICS_FLUSH_S", "0"),
+        ("KAPPAREC_RULES", "brand=acme"),
+        ("KAPPAREC_RULES", "colour=red*2"),
+        ("KAPPAREC_RULES", "brand=acme*-1"),
+        ("KAPPAREC_RULES", "brand=acme*lots"),
+        ("KAPPAREC_RULES", "brand=acme,brand=other*2"),
+        ("KAPPAREC_CATEGORY_CAP", "-1"),
+        ("KAPPAREC_LOOP_STALL_MS", "-1"),
     ],
 )
 def test_malformed_value_names_the_variable(variable: str, value: str) -> None:
@@ -120,3 +127,13 @@ def test_require_names_the_missing_variable() -> None:
 
 def test_env_name() -> None:
     assert env_name("half_life_s") == "KAPPAREC_HALF_LIFE_S"
+
+
+def test_rules_are_parsed_into_business_rules() -> None:
+    from streams.models.rerank import Rule
+
+    settings = load_settings(
+        env={"KAPPAREC_RULES": " category=shoes , brand=acme*1.5; brand=junk*0 ;"}
+    )
+    assert settings.business_rules == (Rule(1.5, "shoes", "acme"), Rule(0.0, None, "junk"))
+    assert load_settings(env={}).business_rules == ()
