@@ -14,8 +14,10 @@ from typing import Any
 
 import pytest
 
+from agents.admin import ensure_topics
 from infra.stack import StackError, down, up
 from streams.settings import Settings, load_settings
+from streams.topics import build_topics
 
 
 @dataclass(frozen=True)
@@ -117,5 +119,23 @@ def make_settings(stack: Stack, tmp_path: Path) -> Callable[..., Settings]:
         values.update(overrides)
         # env={}: the developer's own KAPPAREC_* variables must not leak into tests.
         return load_settings(env={}, **values)
+
+    return make
+
+
+# Short timers so a test's worker drains, settles and rejoins in seconds.
+FAST = {"settle_s": 1.0, "flush_interval_s": 0.2, "session_timeout_s": 6.0, "batch_within_s": 0.02}
+
+
+@pytest.fixture
+def fast_settings(
+    make_settings: Callable[..., Settings], namespace: str
+) -> Callable[..., Settings]:
+    """Factory: fast-settling settings with topics of their own, created up front."""
+
+    def make(**overrides: Any) -> Settings:
+        s = make_settings(topic_prefix=f"{namespace}.", **{**FAST, **overrides})
+        ensure_topics(s.kafka_bootstrap, build_topics(s).all())
+        return s
 
     return make

@@ -16,16 +16,10 @@ EVERY_TYPE = frozenset({VIEW, CLICK, ADD_TO_CART, PURCHASE})
 
 
 def test_published_lists_rank_every_case_like_the_pipeline(
-    make_settings: Callable[..., Settings], namespace: str, tmp_path: Path
+    fast_settings: Callable[..., Settings], tmp_path: Path
 ) -> None:
     """Six buckets of a small clickstream: identical ranks, lists and item order."""
-    s = make_settings(
-        topic_prefix=f"{namespace}.",
-        settle_s=1.0,
-        flush_interval_s=0.2,
-        session_timeout_s=6.0,
-        batch_within_s=0.02,
-    )
+    s = fast_settings()
     events = list(synthetic(n_users=30, n_items=80, n_events=360, seed=7, mean_gap_ms=500.0))
     plan = plan_buckets(events, 30_000, EVERY_TYPE)
     assert len(plan.buckets) >= 5

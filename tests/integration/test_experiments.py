@@ -18,7 +18,6 @@ import orjson
 import pytest
 import redis
 
-from agents.admin import ensure_topics
 from agents.export import export_lists
 from agents.producer import produce
 from agents.simulator import find_users, simulate
@@ -36,21 +35,9 @@ SPLIT = "A:50,B:50"
 
 
 @pytest.fixture
-def settings(make_settings: Callable[..., Settings], namespace: str) -> Settings:
+def settings(fast_settings: Callable[..., Settings]) -> Settings:
     """An A/B split, a short attribution window and a fast report."""
-    s = make_settings(
-        topic_prefix=f"{namespace}.",
-        settle_s=1.0,
-        flush_interval_s=0.2,
-        session_timeout_s=6.0,
-        batch_within_s=0.02,
-        ab_split=SPLIT,
-        ab_salt="exp-42",
-        ab_window_s=5.0,
-        metrics_interval_s=1.0,
-    )
-    ensure_topics(s.kafka_bootstrap, build_topics(s).all())
-    return s
+    return fast_settings(ab_split=SPLIT, ab_salt="exp-42", ab_window_s=5.0, metrics_interval_s=1.0)
 
 
 @pytest.fixture

@@ -17,7 +17,6 @@ import pytest
 import redis
 from confluent_kafka import Consumer, TopicPartition
 
-from agents.admin import ensure_topics
 from agents.control import refresh_when_drained
 from agents.producer import produce, produce_raw
 from agents.publisher import connect
@@ -35,17 +34,9 @@ T0 = 1_570_000_000_000
 
 
 @pytest.fixture
-def settings(make_settings: Callable[..., Settings], namespace: str) -> Settings:
+def settings(fast_settings: Callable[..., Settings]) -> Settings:
     """Fast-settling settings with topics of their own."""
-    s = make_settings(
-        topic_prefix=f"{namespace}.",
-        settle_s=1.0,
-        flush_interval_s=0.2,
-        session_timeout_s=6.0,
-        batch_within_s=0.02,
-    )
-    ensure_topics(s.kafka_bootstrap, build_topics(s).all())
-    return s
+    return fast_settings()
 
 
 @pytest.fixture
@@ -264,21 +255,12 @@ def test_reader_fallback_chain(settings: Settings, workers: Callable[..., Worker
 
 
 def test_business_rules_and_category_cap_in_the_worker(
+    fast_settings: Callable[..., Settings],
     make_settings: Callable[..., Settings],
-    namespace: str,
     tmp_path: Path,
 ) -> None:
     """The worker applies KAPPAREC_RULES and KAPPAREC_CATEGORY_CAP as the reference does."""
-    s = make_settings(
-        topic_prefix=f"{namespace}.",
-        settle_s=1.0,
-        flush_interval_s=0.2,
-        session_timeout_s=6.0,
-        batch_within_s=0.02,
-        rules="brand=brand3*0;category=electronics*3",
-        category_cap=2,
-    )
-    ensure_topics(s.kafka_bootstrap, build_topics(s).all())
+    s = fast_settings(rules="brand=brand3*0;category=electronics*3", category_cap=2)
     events = list(synthetic(n_users=60, n_items=40, n_events=1500, seed=11))
     brands = {e.item_id: e.brand for e in events if isinstance(e, CatalogItem)}
     assert produce(s, events, progress=False).ok
