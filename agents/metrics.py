@@ -65,7 +65,14 @@ TABLE_KEYS = Metric(
     "Keys held in a worker's state tables (its share of the users, items, catalogue).",
     ("version", "worker", "table"),
 )
-FAMILIES = (EVENTS, DEAD_LETTERS, FRESHNESS, PUBLISH, TABLE_KEYS)
+ANN = Metric(
+    "kapparec_ann",
+    "gauge",
+    "A worker's HNSW replica: the query breadth in use (figure=ef) and the recall@10 its "
+    "last calibration measured against exact search (figure=recall).",
+    ("version", "worker", "figure"),
+)
+FAMILIES = (EVENTS, DEAD_LETTERS, FRESHNESS, PUBLISH, TABLE_KEYS, ANN)
 BY_NAME = {m.name: m for m in FAMILIES}
 
 

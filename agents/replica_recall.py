@@ -17,7 +17,7 @@ import orjson
 import redis
 from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
 
-from agents.metrics import TABLE_KEYS, gauges_key
+from agents.metrics import ANN, TABLE_KEYS, Metric, gauges_key
 from agents.vector_replica import GAUGE
 from streams.models.index import ann_recall
 from streams.models.replica import VectorReplica, decode_value
@@ -56,23 +56,29 @@ def read_records(s: Settings, quiet_s: float = 2.0) -> list[tuple[VectorRecord, 
         consumer.close()
 
 
-def live_replica_items(s: Settings) -> dict[str, float]:
-    """Each running worker's replica size, from its gauges in Redis."""
+def worker_gauges(s: Settings, metric: Metric, *labels: str) -> dict[str, float]:
+    """One gauge of every running worker, by worker id, read from Redis."""
     r = redis.Redis.from_url(s.redis_url)
     out: dict[str, float] = {}
     try:
         for key in r.scan_iter(match=gauges_key(s.namespace, "*")):
             for name, value in r.hgetall(key).items():
                 parsed = orjson.loads(name)
-                if parsed[0] == TABLE_KEYS.name and parsed[-1] == GAUGE:
+                if parsed[0] == metric.name and tuple(parsed[4:]) == labels:
                     out[str(parsed[3])] = float(value)
     finally:
         r.close()
     return out
 
 
+def live_replica_items(s: Settings) -> dict[str, float]:
+    """Each running worker's replica size, from its gauges in Redis."""
+    return worker_gauges(s, TABLE_KEYS, GAUGE)
+
+
 def replica_recall(s: Settings, k: int = 10, queries: int = 500) -> dict[str, Any]:
-    """Recall@k at the shipped ``ef`` of a replica rebuilt from the topic, vs exact search.
+    """Recall@k of a replica rebuilt from the topic, vs exact search, at the ``ef`` its
+    calibration chose; beside it the ``ef`` and recall each live worker's gauges report.
 
     Queries are item vectors of the replica (what a similar-items list asks), a seeded
     sample of ``queries``; the query item itself counts in both result sets.
@@ -93,9 +99,12 @@ def replica_recall(s: Settings, k: int = 10, queries: int = 500) -> dict[str, An
         "records": len(records),
         "items": len(replica),
         "live_replica_items": live_replica_items(s),
+        "live_replica_ef": worker_gauges(s, ANN, "ef"),
+        "live_replica_calibrated_recall": worker_gauges(s, ANN, "recall"),
         "queries": len(mat),
         "k": k,
-        "ef": replica.index.params.ef,
+        "ef": replica.index.ef,
+        "calibrated_recall": replica.index.recall,
         "recall": recall,
         "rebuild_s": built_s,
         "recall_s": time.perf_counter() - started,

@@ -10,8 +10,9 @@ in a fresh subprocess per size, so that one size's heap does not inflate the nex
   partitions in one process) and lists/s of ``LocalPipeline.recommend``.
 - ``hnsw --n N``: a ``VectorIndex`` with the shipped ``IndexParams`` filled with N
   clustered unit vectors, each its own array as a worker decodes them from records;
-  build time, RSS delta, saved graph size, query latency and recall@10 against exact
-  search on a sample of queries.
+  build time, RSS delta, saved graph size, the ``ef`` the index calibrated itself to,
+  and query latency and recall@10 against exact search on a sample of queries at that
+  ``ef`` and at a ladder of others.
 - ``redis``: ``MEMORY USAGE`` of 50-item user records (``encode_user``) and of denser
   encodings of the same lists, written to Redis db 15 and deleted afterwards.
 - ``broker``: events/s of a raw consumer reading the interactions topic of a running
@@ -21,7 +22,6 @@ in a fresh subprocess per size, so that one size's heap does not inflate the nex
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import gc
 import json
 import os
@@ -215,12 +215,20 @@ def hnsw_run(n: int, queries: int, seed: int, save_dir: Path, threads: int = 1) 
     index.graph.set_num_threads(1)
     gc.collect()
     built = rss()
+    calibrated_ef, calibrated_recall = index.ef, index.recall  # flush calibrated it
+    t0 = time.perf_counter()
+    index.calibrate()
+    calibrate_s = time.perf_counter() - t0
     result: dict[str, Any] = {
         "n": n,
         "dim": params.dim,
         "m": params.m,
         "ef_construction": params.ef_construction,
         "ef": params.ef,
+        "target_recall": params.target_recall,
+        "calibrated_ef": calibrated_ef,
+        "calibrated_self_recall": calibrated_recall,
+        "calibrate_s": round(calibrate_s, 1),
         "upsert_s": round(upsert_s, 1),
         "build_threads": threads,
         "build_wall_s": round(build_s, 1),
@@ -240,8 +248,8 @@ def hnsw_run(n: int, queries: int, seed: int, save_dir: Path, threads: int = 1) 
     result["graph_file_bytes_per_vector"] = round(path.stat().st_size / n)
     path.unlink()
     ids = index.labels
-    for ef in sorted({params.ef, 128, 256}):
-        index.params = dataclasses.replace(params, ef=ef)
+    for ef in sorted({params.ef, 128, 256, 512, calibrated_ef}):
+        index.ef = ef
         lat: list[float] = []
         found: list[list[int]] = []
         c0 = time.process_time()
@@ -257,7 +265,7 @@ def hnsw_run(n: int, queries: int, seed: int, save_dir: Path, threads: int = 1) 
             "p99_us": round(percentile(lat, 99) * 1e6, 1),
             "queries_per_cpu_s": round(len(lat) / query_cpu),
         }
-    index.params = params
+    index.ef = calibrated_ef
     del mat, q
     gc.collect()
     result["rss_index_only_mib"] = round(rss() / MIB, 1)

@@ -41,7 +41,7 @@ import faust
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from agents.log_ends import fetched_ends, plain_consumer
-from agents.metrics import TABLE_KEYS, WORKER
+from agents.metrics import ANN, TABLE_KEYS, WORKER
 from agents.publisher import Publisher
 from streams.models.replica import Neighbours, ReplicaParams, VectorReplica, decode_value
 from streams.models.vectors import VectorParams, VectorRecord
@@ -126,6 +126,10 @@ class ItemVectorReplica:
                 )
             self.caught_up = True
             WORKER.gauge(TABLE_KEYS, len(self.replica), GAUGE)
+            index = self.replica.index
+            if index.recall is not None:
+                WORKER.gauge(ANN, index.ef, "ef")
+                WORKER.gauge(ANN, index.recall, "recall")
             now_owned = self._owned()
             gained, owned = now_owned - owned, now_owned
             if gained:

@@ -55,7 +55,7 @@ def measure(rec: OnlineRecommender, k: int = 10) -> dict[str, float]:
         "queries": len(mat),
         "query_us": round(per_query_us, 1),
         "items": len(rec.index),
-        "ef": rec.index.params.ef,
+        "ef": rec.index.ef,
         "writes": rec.index.updates,
         "rebuilds": rec.index.rebuilds,
     }

@@ -17,6 +17,13 @@ the capacity (``resize_index``), so it happens O(log n) times.
 
 A replica catches up by :meth:`apply` of the records a compacted item-vectors topic holds
 (``item_id -> vector | tombstone``, last one wins) followed by a flush.
+
+Recall is kept, not assumed. How wide a query must search (``ef``) for a given recall grows
+with the graph and with how clustered the vectors are, so no constant suits both a
+2,000-item shop and 10 M items. Whenever the graph has doubled since it was last measured,
+:meth:`VectorIndex.calibrate` queries a seeded sample of its own items (what a similar-items
+list asks), compares with brute force, and keeps the smallest ``ef`` of the ladder
+``ef, 2 ef, 4 ef, ... ef_max`` that reaches ``target_recall``.
 """
 
 from __future__ import annotations
@@ -34,6 +41,7 @@ from streams.models.vectors import VectorRecord
 
 Matrix = npt.NDArray[np.float32]
 UPDATE_COST = 15.0  # one in-place update costs about this many fresh inserts
+TIE = 1e-5  # scores this close to the exact k-th count as reaching it (float32 rounding)
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,7 +51,11 @@ class IndexParams:
     dim: int = 32
     m: int = 16
     ef_construction: int = 100
-    ef: int = 64
+    ef: int = 64  # the narrowest query; calibration may widen it
+    target_recall: float = 0.95  # recall@10 calibration aims for, on a sample of the items
+    ef_max: int = 1024
+    calibrate_sample: int = 200
+    calibrate_from: int = 2_000  # smaller graphs are not measured: they keep ``ef``
     flush_size: int = 256
     flush_every_ms: int = 3_600_000
     min_change: float = 0.02
@@ -65,6 +77,9 @@ class VectorIndex:
         self.last_flush_ts: int | None = None
         self.updates = 0
         self.rebuilds = 0
+        self.ef = params.ef  # the query breadth in use (see :meth:`calibrate`)
+        self.recall: float | None = None  # recall@10 the last calibration measured
+        self.calibrated_at = 0  # live items at the last calibration
         self.graph = self._new_graph(params.initial_capacity)
         self._scan: tuple[npt.NDArray[np.int64], Matrix] | None = None  # cache of scan()
 
@@ -123,28 +138,71 @@ class VectorIndex:
             self._rebuild(writes, deletes)
         else:
             self._write_in_place(writes, deletes)
+        if len(self.indexed) >= max(self.params.calibrate_from, 2 * self.calibrated_at):
+            self.calibrate()
         return len(writes) + len(deletes)
+
+    def calibrate(self, k: int = 10) -> float:
+        """Set :attr:`ef` to the smallest ladder step whose recall@``k`` reaches the target.
+
+        The queries are the vectors of ``calibrate_sample`` indexed items (seeded), the
+        truth is brute force over every indexed vector. A result counts as a hit when it
+        scores at least the exact ``k``-th score, so items with equal vectors (common
+        among catalogue records) are interchangeable rather than misses. Returns the
+        recall measured at the chosen ``ef`` (below the target only at ``ef_max``).
+        """
+        p = self.params
+        n = len(self.indexed)
+        self.calibrated_at = n
+        if n <= k:
+            self.ef, self.recall = p.ef, 1.0
+            return 1.0
+        cached = self._scan is not None
+        _, mat = self.matrix()
+        picks = np.random.default_rng(p.seed).choice(n, min(p.calibrate_sample, n), replace=False)
+        queries = mat[picks]
+        kth = kth_scores(mat, queries, k)
+        if not cached:
+            self._scan = None  # beyond exact scans nothing else needs the matrix
+        ef = p.ef
+        while True:
+            recall = self._recall(queries, kth, k, ef)
+            if recall >= p.target_recall or ef >= p.ef_max:
+                break
+            ef = min(2 * ef, p.ef_max)
+        self.ef, self.recall = ef, recall
+        return recall
 
     # --- reads --------------------------------------------------------------------------
 
     def query(self, vector: Matrix, k: int) -> list[tuple[str, float]]:
         """The ``k`` indexed items with the largest inner product, best first."""
+        if not self.indexed:
+            return []
+        labels, dist = self._knn(np.asarray(vector, dtype=np.float32), k, self.ef)
+        # hnswlib's "ip" distance is 1 - inner product
+        return [(self.ids[int(lb)], 1.0 - float(d)) for lb, d in zip(labels, dist, strict=True)]
+
+    def _recall(self, queries: Matrix, kth: npt.NDArray[np.float64], k: int, ef: int) -> float:
+        """Share of the ``k`` results per query that score at least that query's ``kth``."""
+        hits = 0
+        for q, floor in zip(queries, kth, strict=True):
+            _, dist = self._knn(q, k, ef)
+            hits += int(np.count_nonzero(1.0 - dist >= floor - TIE))
+        return hits / (k * len(queries))
+
+    def _knn(self, query: Matrix, k: int, ef: int) -> tuple[Any, Any]:
+        """Labels and distances of the graph's ``k`` nearest at breadth ``ef``, under the lock."""
         with self.lock:
             n = len(self.indexed)
-            if n == 0:
-                return []
             k = min(k, n)
-            query = np.asarray(vector, dtype=np.float32)
-            self.graph.set_ef(max(self.params.ef, k))
+            self.graph.set_ef(max(ef, k))
             try:
                 labels, dist = self.graph.knn_query(query, k=k)
             except RuntimeError:  # too few reachable live elements at this ef: search wider
                 self.graph.set_ef(max(n, k))
                 labels, dist = self.graph.knn_query(query, k=k)
-        # hnswlib's "ip" distance is 1 - inner product
-        return [
-            (self.ids[int(lb)], 1.0 - float(d)) for lb, d in zip(labels[0], dist[0], strict=True)
-        ]
+        return labels[0], dist[0]
 
     def exact(self, vector: Matrix, k: int) -> list[str]:
         """The true top ``k`` by brute force over the indexed vectors (for recall checks)."""
@@ -240,18 +298,29 @@ class VectorIndex:
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__dict__.update(state)
         self.__dict__.setdefault("_scan", None)
+        self.__dict__.setdefault("ef", self.params.ef)
+        self.__dict__.setdefault("recall", None)
+        self.__dict__.setdefault("calibrated_at", 0)
         self.lock = threading.Lock()
 
 
+def kth_scores(mat: Matrix, queries: Matrix, k: int) -> npt.NDArray[np.float64]:
+    """The exact ``k``-th largest inner product of each query over the rows of ``mat``."""
+    kth = np.empty(len(queries))
+    for start in range(0, len(queries), 100):
+        scores = queries[start : start + 100] @ mat.T
+        kth[start : start + 100] = -np.partition(-scores, k - 1, axis=1)[:, k - 1]
+    return kth
+
+
 def ann_recall(index: VectorIndex, queries: Matrix, k: int = 10) -> float:
-    """Mean share of the exact top ``k`` (over the indexed vectors) that the ANN query returns."""
+    """Recall@``k`` of ANN queries at the index's :attr:`~VectorIndex.ef` vs brute force.
+
+    A result is a hit when it scores at least the exact ``k``-th score: among items with
+    equal vectors, exact search has no single answer, so any of them counts.
+    """
     if len(index) == 0 or len(queries) == 0:
         return 1.0
-    hits = 0
-    total = 0
-    for q in queries:
-        truth = set(index.exact(q, k))
-        got = {item for item, _ in index.query(q, k)}
-        hits += len(truth & got)
-        total += len(truth)
-    return hits / total
+    k = min(k, len(index))
+    queries = np.asarray(queries, dtype=np.float32)
+    return index._recall(queries, kth_scores(index.matrix()[1], queries, k), k, index.ef)

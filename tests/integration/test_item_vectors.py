@@ -7,6 +7,7 @@ findable from its catalogue record alone.
 from __future__ import annotations
 
 import asyncio
+import random
 import time
 from collections.abc import Callable
 from typing import Any
@@ -14,10 +15,11 @@ from typing import Any
 import pytest
 import redis
 
+from agents.metrics import ANN
 from agents.producer import produce
 from agents.publisher import connect
 from agents.reader import Reader
-from agents.replica_recall import live_replica_items, read_records
+from agents.replica_recall import live_replica_items, read_records, worker_gauges
 from infra.workers import WorkerProcess
 from schemas.events import CatalogItem
 from streams.serving import Keys
@@ -136,3 +138,34 @@ async def _read(s: Settings, item_id: str) -> Any:
         return await Reader(client, s.namespace, s.version).similar(item_id, 10, "similar")
     finally:
         await client.aclose()
+
+
+def test_a_worker_calibrates_its_replica_and_reports_ef_and_recall(
+    settings: Settings,  # noqa: F811
+    workers: Callable[..., WorkerProcess],  # noqa: F811
+) -> None:
+    # A catalogue large enough for the replica to measure its own graph (2,000 items),
+    # with many records sharing a vector, as shops' catalogues do.
+    rng = random.Random(7)
+    words = ["trail", "road", "pro", "lite", "max", "mini", "classic", "eco", "smart", "ultra"]
+    records = [
+        CatalogItem(
+            f"x{n}",
+            T0 + n,
+            title=" ".join(rng.sample(words, 2)),
+            category=f"cat{rng.randrange(40)}.sub{rng.randrange(5)}",
+            brand=f"brand{rng.randrange(60)}",
+            price=float(rng.choice([5, 12, 30, 80, 200, 600])),
+        )
+        for n in range(2_400)
+    ]
+    assert produce(settings, records, progress=False).ok
+    w1 = workers("w1")
+    wait_for(
+        "the replica's calibration gauges",
+        lambda: "w1" in worker_gauges(settings, ANN, "recall"),
+        [w1],
+    )
+    assert live_replica_items(settings)["w1"] == 2_400
+    assert worker_gauges(settings, ANN, "recall")["w1"] >= 0.95
+    assert worker_gauges(settings, ANN, "ef")["w1"] >= 64

@@ -165,3 +165,69 @@ def test_ann_recall_against_exact_search() -> None:
         idx.upsert(f"i{n}", vs[n])
     idx.flush()
     assert ann_recall(idx, unit(13, 50), 10) >= 0.9
+
+
+def filled(params: IndexParams, vs: np.ndarray) -> VectorIndex:
+    idx = VectorIndex(params)
+    for n, v in enumerate(vs):
+        idx.upsert(f"i{n}", v)
+    idx.flush()
+    return idx
+
+
+def test_calibration_widens_ef_until_the_sample_reaches_the_target() -> None:
+    # A sparse graph searched narrowly misses many true neighbours; calibration must find
+    # the breadth that does not, and the recall must hold on queries it never saw.
+    params = IndexParams(dim=DIM, m=4, ef_construction=8, ef=2, ef_max=512, calibrate_from=500)
+    idx = filled(params, unit(20, 4000))
+    assert idx.calibrated_at == 4000
+    assert idx.recall is not None and idx.recall >= 0.95
+    assert idx.ef > params.ef
+    held_out = unit(21, 200)
+    assert ann_recall(idx, held_out, 10) >= 0.9
+    chosen, idx.ef = idx.ef, params.ef
+    assert ann_recall(idx, held_out, 10) < 0.9  # the narrow search really was worse
+    idx.ef = chosen
+
+
+def test_calibration_keeps_the_narrowest_ef_that_suffices() -> None:
+    params = IndexParams(dim=DIM, ef=16, calibrate_from=500)
+    idx = filled(params, unit(22, 3000))
+    assert idx.ef == 16 and idx.recall is not None and idx.recall >= 0.95
+
+
+def test_items_with_equal_vectors_are_interchangeable_for_recall() -> None:
+    # 40 distinct vectors, 50 copies each: any 10 copies of the query's vector are an
+    # exact top 10, so returning other copies than a brute-force sort would is no miss
+    # (counting by item id, recall would be about 10 / 50 and calibration would run to
+    # ef_max for nothing).
+    base = unit(23, 40)
+    idx = filled(IndexParams(dim=DIM, calibrate_from=500), np.repeat(base, 50, axis=0))
+    assert idx.recall is not None and idx.recall >= 0.95 and idx.ef == 64
+    assert ann_recall(idx, base, 10) >= 0.95
+
+
+def test_calibration_runs_again_only_when_the_graph_doubled() -> None:
+    params = IndexParams(dim=DIM, calibrate_from=1000)
+    vs = unit(24, 4000)
+    idx = filled(params, vs[:900])
+    assert idx.calibrated_at == 0 and idx.recall is None  # below calibrate_from
+    for n in range(900, 1500):
+        idx.upsert(f"i{n}", vs[n])
+    idx.flush()
+    assert idx.calibrated_at == 1500
+    for n in range(1500, 2900):
+        idx.upsert(f"i{n}", vs[n])
+    idx.flush()
+    assert idx.calibrated_at == 1500  # 2,900 < 2 x 1,500
+    for n in range(2900, 3000):
+        idx.upsert(f"i{n}", vs[n])
+    idx.flush()
+    assert idx.calibrated_at == 3000
+
+
+def test_pickle_keeps_the_calibrated_ef() -> None:
+    params = IndexParams(dim=DIM, m=4, ef_construction=8, ef=2, calibrate_from=500)
+    idx = filled(params, unit(25, 2000))
+    copy = pickle.loads(pickle.dumps(idx))
+    assert (copy.ef, copy.recall, copy.calibrated_at) == (idx.ef, idx.recall, idx.calibrated_at)
