@@ -16,6 +16,7 @@ import pytest
 
 from agents.admin import ensure_topics
 from infra.stack import StackError, down, up
+from infra.workers import WorkerProcess
 from streams.settings import Settings, load_settings
 from streams.topics import build_topics
 
@@ -139,3 +140,11 @@ def fast_settings(
         return s
 
     return make
+
+
+@pytest.fixture
+def worker(settings: Settings, tmp_path: Path) -> Iterator[WorkerProcess]:
+    """One worker process ("w1") on the test module's ``settings``, stopped at the end."""
+    w = WorkerProcess(settings, tmp_path / "w1.log", worker_id="w1")
+    yield w
+    w.stop(grace_s=10.0)

@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
-from pathlib import Path
+from collections.abc import Callable
 
 import orjson
 import pytest
 import redis
 from click.testing import CliRunner
 
-from agents.admin import ensure_topics
 from agents.cli import main
 from agents.producer import produce_raw
 from agents.redelivery import replay_dead_letters
@@ -39,19 +37,9 @@ def rekey(key: bytes | None, value: bytes | None, letter: DeadLetter) -> tuple[b
 
 
 @pytest.fixture
-def settings(make_settings: Callable[..., Settings], namespace: str) -> Settings:
+def settings(fast_settings: Callable[..., Settings]) -> Settings:
     """Topics of their own."""
-    s = make_settings(topic_prefix=f"{namespace}.", settle_s=1.0, batch_within_s=0.02)
-    ensure_topics(s.kafka_bootstrap, build_topics(s).all())
-    return s
-
-
-@pytest.fixture
-def worker(settings: Settings, tmp_path: Path) -> Iterator[WorkerProcess]:
-    """One worker process, stopped at the end."""
-    w = WorkerProcess(settings, tmp_path / "worker.log")
-    yield w
-    w.stop(grace_s=10.0)
+    return fast_settings()
 
 
 def replay_cli(settings: Settings, *args: str) -> str:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -38,14 +38,6 @@ SPLIT = "A:50,B:50"
 def settings(fast_settings: Callable[..., Settings]) -> Settings:
     """An A/B split, a short attribution window and a fast report."""
     return fast_settings(ab_split=SPLIT, ab_salt="exp-42", ab_window_s=5.0, metrics_interval_s=1.0)
-
-
-@pytest.fixture
-def worker(settings: Settings, tmp_path: Path) -> Iterator[WorkerProcess]:
-    """One worker process, stopped at the end of the test."""
-    w = WorkerProcess(settings, tmp_path / "w1.log", worker_id="w1")
-    yield w
-    w.stop(grace_s=10.0)
 
 
 def wait_for(check: Callable[[], Any], worker: WorkerProcess, timeout: float, what: str) -> Any:

@@ -4,15 +4,13 @@ from __future__ import annotations
 
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
-from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
 import pytest
 import redis
 from confluent_kafka import Consumer, Producer, TopicPartition
 
-from agents.admin import ensure_topics
 from agents.producer import produce, producer_config, send
 from infra.workers import WorkerProcess
 from schemas.dead_letter import DeadLetter
@@ -29,19 +27,9 @@ T0 = 1_570_000_000_000
 
 
 @pytest.fixture
-def settings(make_settings: Callable[..., Settings], namespace: str) -> Settings:
+def settings(fast_settings: Callable[..., Settings]) -> Settings:
     """Large ingest batches, topics of their own."""
-    s = make_settings(topic_prefix=f"{namespace}.", settle_s=1.0, batch_within_s=0.05)
-    ensure_topics(s.kafka_bootstrap, build_topics(s).all())
-    return s
-
-
-@pytest.fixture
-def worker(settings: Settings, tmp_path: Path) -> Iterator[WorkerProcess]:
-    """One worker process, stopped at the end."""
-    w = WorkerProcess(settings, tmp_path / "worker.log")
-    yield w
-    w.stop(grace_s=10.0)
+    return fast_settings(batch_within_s=0.05)
 
 
 def produce_bulk(settings: Settings, topic: str, payloads: list[Payload]) -> None:
