@@ -41,6 +41,7 @@ from streams.models.vectors import VectorRecord
 
 Matrix = npt.NDArray[np.float32]
 UPDATE_COST = 15.0  # one in-place update costs about this many fresh inserts
+BLOCK = 65_536  # indexed vectors per block of a brute-force pass (200 queries: 52 MB)
 TIE = 1e-5  # scores this close to the exact k-th count as reaching it (float32 rounding)
 
 
@@ -157,13 +158,10 @@ class VectorIndex:
         if n <= k:
             self.ef, self.recall = p.ef, 1.0
             return 1.0
-        cached = self._scan is not None
-        _, mat = self.matrix()
+        vectors = list(self.indexed.values())
         picks = np.random.default_rng(p.seed).choice(n, min(p.calibrate_sample, n), replace=False)
-        queries = mat[picks]
-        kth = kth_scores(mat, queries, k)
-        if not cached:
-            self._scan = None  # beyond exact scans nothing else needs the matrix
+        queries = np.stack([vectors[int(i)] for i in picks])
+        kth = self.exact_kth(queries, k)
         ef = p.ef
         while True:
             recall = self._recall(queries, kth, k, ef)
@@ -183,7 +181,7 @@ class VectorIndex:
         # hnswlib's "ip" distance is 1 - inner product
         return [(self.ids[int(lb)], 1.0 - float(d)) for lb, d in zip(labels, dist, strict=True)]
 
-    def _recall(self, queries: Matrix, kth: npt.NDArray[np.float64], k: int, ef: int) -> float:
+    def _recall(self, queries: Matrix, kth: npt.NDArray[np.float32], k: int, ef: int) -> float:
         """Share of the ``k`` results per query that score at least that query's ``kth``."""
         hits = 0
         for q, floor in zip(queries, kth, strict=True):
@@ -203,6 +201,22 @@ class VectorIndex:
                 self.graph.set_ef(max(n, k))
                 labels, dist = self.graph.knn_query(query, k=k)
         return labels[0], dist[0]
+
+    def exact_kth(self, queries: Matrix, k: int) -> npt.NDArray[np.float32]:
+        """The exact ``k``-th best inner product of each query over every indexed vector.
+
+        Brute force in blocks of ``BLOCK`` indexed vectors, keeping a running top ``k``, so
+        that memory stays bounded (200 queries x 10 M items would be 8 GB of scores).
+        """
+        queries = np.asarray(queries, dtype=np.float32)
+        best = np.full((len(queries), 0), -np.inf, dtype=np.float32)
+        vectors = list(self.indexed.values())
+        for start in range(0, len(vectors), BLOCK):
+            block = np.stack(vectors[start : start + BLOCK])
+            both = np.concatenate([best, queries @ block.T], axis=1)
+            best = -np.partition(-both, k - 1, axis=1)[:, :k] if both.shape[1] > k else both
+        out: npt.NDArray[np.float32] = best.min(axis=1)
+        return out
 
     def exact(self, vector: Matrix, k: int) -> list[str]:
         """The true top ``k`` by brute force over the indexed vectors (for recall checks)."""
@@ -304,15 +318,6 @@ class VectorIndex:
         self.lock = threading.Lock()
 
 
-def kth_scores(mat: Matrix, queries: Matrix, k: int) -> npt.NDArray[np.float64]:
-    """The exact ``k``-th largest inner product of each query over the rows of ``mat``."""
-    kth = np.empty(len(queries))
-    for start in range(0, len(queries), 100):
-        scores = queries[start : start + 100] @ mat.T
-        kth[start : start + 100] = -np.partition(-scores, k - 1, axis=1)[:, k - 1]
-    return kth
-
-
 def ann_recall(index: VectorIndex, queries: Matrix, k: int = 10) -> float:
     """Recall@``k`` of ANN queries at the index's :attr:`~VectorIndex.ef` vs brute force.
 
@@ -323,4 +328,4 @@ def ann_recall(index: VectorIndex, queries: Matrix, k: int = 10) -> float:
         return 1.0
     k = min(k, len(index))
     queries = np.asarray(queries, dtype=np.float32)
-    return index._recall(queries, kth_scores(index.matrix()[1], queries, k), k, index.ef)
+    return index._recall(queries, index.exact_kth(queries, k), k, index.ef)

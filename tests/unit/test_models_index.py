@@ -5,7 +5,9 @@ from __future__ import annotations
 import pickle
 
 import numpy as np
+import pytest
 
+from streams.models import index as index_module
 from streams.models.index import IndexParams, VectorIndex, ann_recall
 from streams.models.vectors import ItemVectors, VectorParams, VectorRecord
 
@@ -231,3 +233,12 @@ def test_pickle_keeps_the_calibrated_ef() -> None:
     idx = filled(params, unit(25, 2000))
     copy = pickle.loads(pickle.dumps(idx))
     assert (copy.ef, copy.recall, copy.calibrated_at) == (idx.ef, idx.recall, idx.calibrated_at)
+
+
+def test_exact_kth_in_blocks_equals_one_full_sort(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(index_module, "BLOCK", 7)  # 300 vectors: 43 blocks, a ragged last one
+    idx = filled(IndexParams(dim=DIM), unit(26, 300))
+    queries = unit(27, 5)
+    full = np.sort(queries @ np.stack(list(idx.indexed.values())).T, axis=1)[:, ::-1]
+    for k in (1, 3, 10):
+        assert np.allclose(idx.exact_kth(queries, k), full[:, k - 1])
