@@ -22,6 +22,7 @@ in a fresh subprocess per size, so that one size's heap does not inflate the nex
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import gc
 import json
 import os
@@ -190,10 +191,15 @@ def exact_top(mat: np.ndarray, queries: np.ndarray, k: int) -> list[list[int]]:
 
 def hnsw_run(n: int, queries: int, seed: int, save_dir: Path, threads: int = 1) -> dict[str, Any]:
     """Build a ``VectorIndex`` of ``n`` vectors; memory, build time, latency and recall."""
+    from agents.vector_replica import SPARE
     from streams.evaluation.scale import percentile, recall_at_k
     from streams.models.index import IndexParams, VectorIndex
+    from streams.settings import load_settings
 
-    params = IndexParams()
+    # What a worker runs by default: calibrated on queries shaped like its similar lists.
+    shipped = IndexParams(calibrate_k=load_settings(env={}).item_list_size + SPARE)
+    # The build is timed alone: calibration is timed on its own below.
+    params = dataclasses.replace(shipped, calibrate_from=n + 1)
     gc.collect()
     base = rss()
     mat = clustered_vectors(n, params.dim, max(10, n // 1000), seed)
@@ -215,17 +221,19 @@ def hnsw_run(n: int, queries: int, seed: int, save_dir: Path, threads: int = 1) 
     index.graph.set_num_threads(1)
     gc.collect()
     built = rss()
-    calibrated_ef, calibrated_recall = index.ef, index.recall  # flush calibrated it
+    index.params = shipped
     t0 = time.perf_counter()
-    index.calibrate()
+    calibrated_recall = index.calibrate()
     calibrate_s = time.perf_counter() - t0
+    calibrated_ef = index.ef
     result: dict[str, Any] = {
         "n": n,
         "dim": params.dim,
         "m": params.m,
         "ef_construction": params.ef_construction,
         "ef": params.ef,
-        "target_recall": params.target_recall,
+        "target_recall": shipped.target_recall,
+        "calibrate_k": shipped.calibrate_k,
         "calibrated_ef": calibrated_ef,
         "calibrated_self_recall": calibrated_recall,
         "calibrate_s": round(calibrate_s, 1),

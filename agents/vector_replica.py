@@ -30,6 +30,7 @@ a crashed worker may have left half done.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import functools
 import logging
 import time
@@ -43,7 +44,13 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from agents.log_ends import fetched_ends, plain_consumer
 from agents.metrics import ANN, TABLE_KEYS, WORKER
 from agents.publisher import Publisher
-from streams.models.replica import Neighbours, ReplicaParams, VectorReplica, decode_value
+from streams.models.replica import (
+    INDEX,
+    Neighbours,
+    ReplicaParams,
+    VectorReplica,
+    decode_value,
+)
 from streams.models.vectors import VectorParams, VectorRecord
 from streams.partitioning import partition_for
 from streams.serving import encode_list
@@ -82,7 +89,10 @@ class ItemVectorReplica:
         self.publisher = publisher
         self.catalog = catalog
         self.dim = VectorParams().dim
-        self.replica = VectorReplica(ReplicaParams(list_size=settings.item_list_size))
+        k = settings.item_list_size
+        # Calibrated on queries shaped like the lists' (k + SPARE neighbours).
+        index = dataclasses.replace(INDEX, calibrate_k=k + SPARE)
+        self.replica = VectorReplica(ReplicaParams(index=index, list_size=k))
         self.pool = ThreadPoolExecutor(1, thread_name_prefix="item-vectors")
         self.caught_up = False
         self.bad_records = 0

@@ -20,10 +20,11 @@ A replica catches up by :meth:`apply` of the records a compacted item-vectors to
 
 Recall is kept, not assumed. How wide a query must search (``ef``) for a given recall grows
 with the graph and with how clustered the vectors are, so no constant suits both a
-2,000-item shop and 10 M items. Whenever the graph has doubled since it was last measured,
-:meth:`VectorIndex.calibrate` queries a seeded sample of its own items (what a similar-items
-list asks), compares with brute force, and keeps the smallest ``ef`` of the ladder
-``ef, 2 ef, 4 ef, ... ef_max`` that reaches ``target_recall``.
+2,000-item shop and 10 M items. Whenever the graph has doubled or halved since it was last
+measured, or as many elements were rewritten as it then held,
+:meth:`VectorIndex.calibrate` queries a seeded sample of its own items the way a
+similar-items list does, compares with brute force, and keeps the smallest ``ef`` of the
+ladder ``ef, 2 ef, 4 ef, ... ef_max`` that reaches ``target_recall``.
 """
 
 from __future__ import annotations
@@ -41,7 +42,7 @@ from streams.models.vectors import VectorRecord
 
 Matrix = npt.NDArray[np.float32]
 UPDATE_COST = 15.0  # one in-place update costs about this many fresh inserts
-BLOCK = 65_536  # indexed vectors per block of a brute-force pass (200 queries: 52 MB)
+BLOCK = 65_536  # indexed vectors per block of a brute-force pass (200 queries: ~100 MB)
 TIE = 1e-5  # scores this close to the exact k-th count as reaching it (float32 rounding)
 
 
@@ -53,16 +54,29 @@ class IndexParams:
     m: int = 16
     ef_construction: int = 100
     ef: int = 64  # the narrowest query; calibration may widen it
-    target_recall: float = 0.95  # recall@10 calibration aims for, on a sample of the items
-    ef_max: int = 1024
-    calibrate_sample: int = 200
-    calibrate_from: int = 2_000  # smaller graphs are not measured: they keep ``ef``
     flush_size: int = 256
     flush_every_ms: int = 3_600_000
     min_change: float = 0.02
     chunk: int = 64
     initial_capacity: int = 1024
     seed: int = 0
+    # Calibration (see :meth:`VectorIndex.calibrate`); after the older fields, so that
+    # the positional pickles of a slotted dataclass keep their meaning.
+    target_recall: float = 0.95  # recall calibration aims for, on a sample of the items
+    calibrate_k: int = 10  # neighbours per query besides the item itself, as the reader asks
+    ef_max: int = 1024
+    calibrate_sample: int = 200
+    calibrate_from: int = 2_000  # smaller graphs are not measured: they keep ``ef``
+
+
+@dataclass(frozen=True, slots=True)
+class Sample:
+    """Calibration queries: vectors, their own labels, the exact ``k``-th score of each."""
+
+    queries: Matrix
+    own: npt.NDArray[np.int64]
+    kth: npt.NDArray[np.float32]
+    k: int
 
 
 class VectorIndex:
@@ -81,6 +95,7 @@ class VectorIndex:
         self.ef = params.ef  # the query breadth in use (see :meth:`calibrate`)
         self.recall: float | None = None  # recall@10 the last calibration measured
         self.calibrated_at = 0  # live items at the last calibration
+        self.changed_since = 0  # elements written or deleted since the last calibration
         self.graph = self._new_graph(params.initial_capacity)
         self._scan: tuple[npt.NDArray[np.int64], Matrix] | None = None  # cache of scan()
 
@@ -139,37 +154,65 @@ class VectorIndex:
             self._rebuild(writes, deletes)
         else:
             self._write_in_place(writes, deletes)
-        if len(self.indexed) >= max(self.params.calibrate_from, 2 * self.calibrated_at):
+        self.changed_since += len(writes) + len(deletes)
+        if self._calibration_due():
             self.calibrate()
         return len(writes) + len(deletes)
 
-    def calibrate(self, k: int = 10) -> float:
-        """Set :attr:`ef` to the smallest ladder step whose recall@``k`` reaches the target.
+    def _calibration_due(self) -> bool:
+        """From ``calibrate_from`` items on: when the graph has doubled or halved since the
+        last calibration, or as many elements were rewritten as it then held."""
+        n, last = len(self.indexed), self.calibrated_at
+        if n < self.params.calibrate_from:
+            return False
+        return n >= 2 * last or 2 * n <= last or self.changed_since >= last
 
-        The queries are the vectors of ``calibrate_sample`` indexed items (seeded), the
-        truth is brute force over every indexed vector. A result counts as a hit when it
-        scores at least the exact ``k``-th score, so items with equal vectors (common
-        among catalogue records) are interchangeable rather than misses. Returns the
-        recall measured at the chosen ``ef`` (below the target only at ``ef_max``).
+    def calibrate(self) -> float:
+        """Set :attr:`ef` to the smallest ladder step whose recall reaches the target.
+
+        Measured the way similar-items lists ask: each of ``calibrate_sample`` indexed
+        items (seeded) queries ``calibrate_k + 1`` neighbours and its own entry is dropped;
+        the truth is brute force over every indexed vector. A result counts as a hit when
+        it scores at least the exact ``calibrate_k``-th score among the other items, so
+        items with equal vectors (common among catalogue records) are interchangeable
+        rather than misses. Returns the recall at the chosen ``ef`` (below the target only
+        at ``ef_max``).
         """
         p = self.params
-        n = len(self.indexed)
-        self.calibrated_at = n
-        if n <= k:
+        self.calibrated_at, self.changed_since = len(self.indexed), 0
+        if len(self.indexed) <= p.calibrate_k + 1:
             self.ef, self.recall = p.ef, 1.0
             return 1.0
-        vectors = list(self.indexed.values())
-        picks = np.random.default_rng(p.seed).choice(n, min(p.calibrate_sample, n), replace=False)
-        queries = np.stack([vectors[int(i)] for i in picks])
-        kth = self.exact_kth(queries, k)
+        sample = self.calibration_sample()
         ef = p.ef
         while True:
-            recall = self._recall(queries, kth, k, ef)
+            recall = self.sample_recall(sample, ef)
             if recall >= p.target_recall or ef >= p.ef_max:
                 break
             ef = min(2 * ef, p.ef_max)
         self.ef, self.recall = ef, recall
         return recall
+
+    def calibration_sample(self) -> Sample:
+        """The seeded sample :meth:`calibrate` measures: queries, their labels, and the
+        exact ``calibrate_k``-th score among the other items (the query item scores 1,
+        so it is the exact ``calibrate_k + 1``-th overall)."""
+        p = self.params
+        labels = sorted(self.indexed)  # not insertion order: a rebuild reorders the dict
+        rng = np.random.default_rng(p.seed)
+        picks = rng.choice(len(labels), min(p.calibrate_sample, len(labels)), replace=False)
+        own = np.asarray([labels[int(i)] for i in picks], dtype=np.int64)
+        queries = np.stack([self.indexed[int(lb)] for lb in own])
+        return Sample(queries, own, self.exact_kth(queries, p.calibrate_k + 1), p.calibrate_k)
+
+    def sample_recall(self, sample: Sample, ef: int) -> float:
+        """Share of the ``k`` neighbours per query (own entry dropped) reaching its ``kth``."""
+        hits = 0
+        for q, own, floor in zip(sample.queries, sample.own, sample.kth, strict=True):
+            labels, dist = self._knn(q, sample.k + 1, ef)
+            others = (labels != own) & (1.0 - dist >= floor - TIE)
+            hits += min(sample.k, int(np.count_nonzero(others)))
+        return hits / (sample.k * len(sample.queries))
 
     # --- reads --------------------------------------------------------------------------
 
@@ -205,18 +248,23 @@ class VectorIndex:
     def exact_kth(self, queries: Matrix, k: int) -> npt.NDArray[np.float32]:
         """The exact ``k``-th best inner product of each query over every indexed vector.
 
-        Brute force in blocks of ``BLOCK`` indexed vectors, keeping a running top ``k``, so
-        that memory stays bounded (200 queries x 10 M items would be 8 GB of scores).
+        Brute force in blocks of ``BLOCK`` indexed vectors with a running top ``k`` per
+        query; only the scores above a query's running ``k``-th are merged, so memory stays
+        near a block's scores and the work near one matrix product. ``-inf`` where fewer
+        than ``k`` items are indexed.
         """
         queries = np.asarray(queries, dtype=np.float32)
-        best = np.full((len(queries), 0), -np.inf, dtype=np.float32)
+        best = np.full((len(queries), k), -np.inf, dtype=np.float32)
+        kth = best[:, 0].copy()
         vectors = list(self.indexed.values())
         for start in range(0, len(vectors), BLOCK):
-            block = np.stack(vectors[start : start + BLOCK])
-            both = np.concatenate([best, queries @ block.T], axis=1)
-            best = -np.partition(-both, k - 1, axis=1)[:, :k] if both.shape[1] > k else both
-        out: npt.NDArray[np.float32] = best.min(axis=1)
-        return out
+            scores = queries @ np.stack(vectors[start : start + BLOCK]).T
+            above = scores > kth[:, None]
+            for i in np.flatnonzero(above.any(axis=1)):
+                merged = np.concatenate([best[i], scores[i][above[i]]])
+                best[i] = np.partition(merged, len(merged) - k)[-k:]
+                kth[i] = best[i].min()
+        return kth
 
     def exact(self, vector: Matrix, k: int) -> list[str]:
         """The true top ``k`` by brute force over the indexed vectors (for recall checks)."""
@@ -315,6 +363,7 @@ class VectorIndex:
         self.__dict__.setdefault("ef", self.params.ef)
         self.__dict__.setdefault("recall", None)
         self.__dict__.setdefault("calibrated_at", 0)
+        self.__dict__.setdefault("changed_since", 0)
         self.lock = threading.Lock()
 
 

@@ -22,6 +22,7 @@ from agents.reader import Reader
 from agents.replica_recall import live_replica_items, read_records, worker_gauges
 from infra.workers import WorkerProcess
 from schemas.events import CatalogItem
+from streams.models.index import IndexParams
 from streams.serving import Keys
 from streams.settings import Settings
 from tests.integration.test_pipeline import published, settings, workers  # noqa: F401
@@ -145,17 +146,17 @@ def test_a_worker_calibrates_its_replica_and_reports_ef_and_recall(
     workers: Callable[..., WorkerProcess],  # noqa: F811
 ) -> None:
     # A catalogue large enough for the replica to measure its own graph (2,000 items),
-    # with many records sharing a vector, as shops' catalogues do.
+    # where records often share a vector, as shops' catalogues do: 2,400 records over
+    # 10 x 6 x 3 x 3 = 540 combinations of category, brand, price and title.
     rng = random.Random(7)
-    words = ["trail", "road", "pro", "lite", "max", "mini", "classic", "eco", "smart", "ultra"]
     records = [
         CatalogItem(
             f"x{n}",
             T0 + n,
-            title=" ".join(rng.sample(words, 2)),
-            category=f"cat{rng.randrange(40)}.sub{rng.randrange(5)}",
-            brand=f"brand{rng.randrange(60)}",
-            price=float(rng.choice([5, 12, 30, 80, 200, 600])),
+            title=rng.choice(["trail", "road pro", "classic eco"]),
+            category=f"cat{rng.randrange(10)}.sub",
+            brand=f"brand{rng.randrange(6)}",
+            price=float(rng.choice([12, 80, 600])),
         )
         for n in range(2_400)
     ]
@@ -167,5 +168,7 @@ def test_a_worker_calibrates_its_replica_and_reports_ef_and_recall(
         [w1],
     )
     assert live_replica_items(settings)["w1"] == 2_400
+    # Equal vectors count as interchangeable hits: the breadth stays below its maximum,
+    # where the recall target is what calibration guarantees.
+    assert worker_gauges(settings, ANN, "ef")["w1"] < IndexParams().ef_max
     assert worker_gauges(settings, ANN, "recall")["w1"] >= 0.95
-    assert worker_gauges(settings, ANN, "ef")["w1"] >= 64
