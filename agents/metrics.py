@@ -68,7 +68,7 @@ TABLE_KEYS = Metric(
 ANN = Metric(
     "kapparec_ann",
     "gauge",
-    "A worker's HNSW replica: the query breadth in use (figure=ef) and the recall@10 its "
+    "A worker's HNSW replica: the query breadth in use (figure=ef) and the recall its "
     "last calibration measured against exact search (figure=recall).",
     ("version", "worker", "figure"),
 )

@@ -18,7 +18,7 @@ import redis
 from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
 
 from agents.metrics import ANN, TABLE_KEYS, Metric, gauges_key
-from agents.vector_replica import GAUGE
+from agents.vector_replica import GAUGE, replica_params
 from streams.models.index import ann_recall
 from streams.models.replica import VectorReplica, decode_value
 from streams.models.vectors import VectorParams, VectorRecord
@@ -85,7 +85,7 @@ def replica_recall(s: Settings, k: int = 10, queries: int = 500) -> dict[str, An
     """
     started = time.perf_counter()
     records = read_records(s)
-    replica = VectorReplica()
+    replica = VectorReplica(replica_params(s))
     replica.step(records, now_ms=0, track=False)
     replica.flush(0)
     built_s = time.perf_counter() - started

@@ -71,6 +71,13 @@ def now_ms() -> int:
     return int(time.time() * 1000)
 
 
+def replica_params(settings: Settings) -> ReplicaParams:
+    """A worker's replica: lists of ``item_list_size``, the index calibrated on queries
+    shaped like theirs (``item_list_size + SPARE`` neighbours)."""
+    k = settings.item_list_size
+    return ReplicaParams(index=dataclasses.replace(INDEX, calibrate_k=k + SPARE), list_size=k)
+
+
 class ItemVectorReplica:
     """Replays the item-vectors topic into a :class:`VectorReplica`; publishes similar lists."""
 
@@ -89,10 +96,7 @@ class ItemVectorReplica:
         self.publisher = publisher
         self.catalog = catalog
         self.dim = VectorParams().dim
-        k = settings.item_list_size
-        # Calibrated on queries shaped like the lists' (k + SPARE neighbours).
-        index = dataclasses.replace(INDEX, calibrate_k=k + SPARE)
-        self.replica = VectorReplica(ReplicaParams(index=index, list_size=k))
+        self.replica = VectorReplica(replica_params(settings))
         self.pool = ThreadPoolExecutor(1, thread_name_prefix="item-vectors")
         self.caught_up = False
         self.bad_records = 0

@@ -93,7 +93,7 @@ class VectorIndex:
         self.updates = 0
         self.rebuilds = 0
         self.ef = params.ef  # the query breadth in use (see :meth:`calibrate`)
-        self.recall: float | None = None  # recall@10 the last calibration measured
+        self.recall: float | None = None  # recall the last calibration measured
         self.calibrated_at = 0  # live items at the last calibration
         self.changed_since = 0  # elements written or deleted since the last calibration
         self.graph = self._new_graph(params.initial_capacity)
