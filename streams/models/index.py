@@ -198,10 +198,10 @@ class VectorIndex:
         exact ``calibrate_k``-th score among the other items (the query item scores 1,
         so it is the exact ``calibrate_k + 1``-th overall)."""
         p = self.params
-        labels = sorted(self.indexed)  # not insertion order: a rebuild reorders the dict
+        # By sorted label, not insertion order: a rebuild reorders the dict.
+        labels = np.sort(np.fromiter(self.indexed, dtype=np.int64, count=len(self.indexed)))
         rng = np.random.default_rng(p.seed)
-        picks = rng.choice(len(labels), min(p.calibrate_sample, len(labels)), replace=False)
-        own = np.asarray([labels[int(i)] for i in picks], dtype=np.int64)
+        own = labels[rng.choice(len(labels), min(p.calibrate_sample, len(labels)), replace=False)]
         queries = np.stack([self.indexed[int(lb)] for lb in own])
         return Sample(queries, own, self.exact_kth(queries, p.calibrate_k + 1), p.calibrate_k)
 
