@@ -71,10 +71,11 @@ class IndexParams:
 
 @dataclass(frozen=True, slots=True)
 class Sample:
-    """Calibration queries: vectors, their own labels, the exact ``k``-th score of each."""
+    """Recall queries: vectors, their own labels (``None``: not indexed items), and the
+    exact ``k``-th score of each."""
 
     queries: Matrix
-    own: npt.NDArray[np.int64]
+    own: npt.NDArray[np.int64] | None
     kth: npt.NDArray[np.float32]
     k: int
 
@@ -206,12 +207,19 @@ class VectorIndex:
         return Sample(queries, own, self.exact_kth(queries, p.calibrate_k + 1), p.calibrate_k)
 
     def sample_recall(self, sample: Sample, ef: int) -> float:
-        """Share of the ``k`` neighbours per query (own entry dropped) reaching its ``kth``."""
+        """Share of the ``k`` results per query that score at least that query's ``kth``.
+
+        A query that is an indexed item (``sample.own``) asks for one more result and its
+        own entry is dropped, as a similar-items list does.
+        """
         hits = 0
-        for q, own, floor in zip(sample.queries, sample.own, sample.kth, strict=True):
-            labels, dist = self._knn(q, sample.k + 1, ef)
-            others = (labels != own) & (1.0 - dist >= floor - TIE)
-            hits += min(sample.k, int(np.count_nonzero(others)))
+        for i, (q, floor) in enumerate(zip(sample.queries, sample.kth, strict=True)):
+            own = None if sample.own is None else sample.own[i]
+            labels, dist = self._knn(q, sample.k + (own is not None), ef)
+            hit = 1.0 - dist >= floor - TIE
+            if own is not None:
+                hit &= labels != own
+            hits += min(sample.k, int(np.count_nonzero(hit)))
         return hits / (sample.k * len(sample.queries))
 
     # --- reads --------------------------------------------------------------------------
@@ -223,14 +231,6 @@ class VectorIndex:
         labels, dist = self._knn(np.asarray(vector, dtype=np.float32), k, self.ef)
         # hnswlib's "ip" distance is 1 - inner product
         return [(self.ids[int(lb)], 1.0 - float(d)) for lb, d in zip(labels, dist, strict=True)]
-
-    def _recall(self, queries: Matrix, kth: npt.NDArray[np.float32], k: int, ef: int) -> float:
-        """Share of the ``k`` results per query that score at least that query's ``kth``."""
-        hits = 0
-        for q, floor in zip(queries, kth, strict=True):
-            _, dist = self._knn(q, k, ef)
-            hits += int(np.count_nonzero(1.0 - dist >= floor - TIE))
-        return hits / (k * len(queries))
 
     def _knn(self, query: Matrix, k: int, ef: int) -> tuple[Any, Any]:
         """Labels and distances of the graph's ``k`` nearest at breadth ``ef``, under the lock."""
@@ -265,12 +265,6 @@ class VectorIndex:
                 best[i] = np.partition(merged, len(merged) - k)[-k:]
                 kth[i] = best[i].min()
         return kth
-
-    def exact(self, vector: Matrix, k: int) -> list[str]:
-        """The true top ``k`` by brute force over the indexed vectors (for recall checks)."""
-        labels, scores = self.scan(vector)
-        order = np.argsort(-scores, kind="stable")[:k]
-        return [self.ids[int(labels[i])] for i in order.tolist()]
 
     def scan(self, vector: Matrix) -> tuple[npt.NDArray[np.int64], Matrix]:
         """Labels and inner products of every indexed item, by brute force.
@@ -377,4 +371,4 @@ def ann_recall(index: VectorIndex, queries: Matrix, k: int = 10) -> float:
         return 1.0
     k = min(k, len(index))
     queries = np.asarray(queries, dtype=np.float32)
-    return index._recall(queries, index.exact_kth(queries, k), k, index.ef)
+    return index.sample_recall(Sample(queries, None, index.exact_kth(queries, k), k), index.ef)
