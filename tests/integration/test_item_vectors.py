@@ -162,9 +162,14 @@ def test_a_worker_calibrates_its_replica_and_reports_ef_and_recall(
     ]
     assert produce(settings, records, progress=False).ok
     w1 = workers("w1")
+    # The gauges appear at the first calibration (2,000 items), possibly before the
+    # replica holds every record: wait for both.
     wait_for(
-        "the replica's calibration gauges",
-        lambda: "w1" in worker_gauges(settings, ANN, "recall"),
+        "the whole replica and its calibration gauges",
+        lambda: (
+            live_replica_items(settings).get("w1") == 2_400
+            and "w1" in worker_gauges(settings, ANN, "recall")
+        ),
         [w1],
     )
     assert live_replica_items(settings)["w1"] == 2_400
