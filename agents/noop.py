@@ -13,6 +13,8 @@ import uuid
 import faust
 import orjson
 
+from agents import gc_tuning
+
 
 def main(bootstrap: str, topic_name: str, n: int) -> None:
     """Consume ``n`` messages of ``topic_name`` with one no-op agent; print the rate."""
@@ -48,7 +50,9 @@ def main(bootstrap: str, topic_name: str, n: int) -> None:
                 out.flush()
                 os._exit(0)  # done; stopping Faust from inside its own agent would hang
 
-    faust.Worker(app, loglevel="error", quiet=True).execute_from_commandline()
+    worker = faust.Worker(app, loglevel="error", quiet=True)
+    gc_tuning.tune()  # as in the pipeline's worker, so the two rates compare like with like
+    worker.execute_from_commandline()
 
 
 if __name__ == "__main__":

@@ -6,6 +6,7 @@ import logging
 
 import faust
 
+from agents import gc_tuning
 from agents.admin import check_kafka, check_redis, ensure_topics
 from agents.app import build_app
 from streams.security import librdkafka_security, redis_options
@@ -32,4 +33,5 @@ def run_worker(settings: Settings) -> None:
     # in Faust and aiokafka (several per produced message) builds a log record: ~5 % of a
     # busy worker's CPU. A worker runs unattended; without the spinner the level holds.
     worker.spinner = None
+    gc_tuning.tune()
     worker.execute_from_commandline()
