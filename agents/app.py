@@ -20,7 +20,7 @@ import faust
 import orjson
 from redis.exceptions import RedisError
 
-from agents import codecs, faust_fetch, faust_livelock, faust_seek, log_ends
+from agents import codecs, faust_batches, faust_fetch, faust_livelock, faust_seek, log_ends
 from agents.catalog import IngestCatalog
 from agents.dead_letters import DeadLetters
 from agents.experiments import Experiments, wire_experiments
@@ -49,6 +49,9 @@ from streams.topics import (
 log = logging.getLogger(__name__)
 EXIT_HANDLER_FAILED = 70  # EX_SOFTWARE: a supervisor should restart the worker
 BATCH_GRACE_S = 5.0  # how long a stop waits for the batch in hand to finish
+# Records of the source topics come in batch messages (agents/faust_batches.py): a handler
+# takes up to this many, each of up to batch_size / SOURCE_BATCHES records.
+SOURCE_BATCHES = 4
 
 
 @dataclass
@@ -111,6 +114,11 @@ def build_app(settings: Settings) -> Runtime:
     log_ends.install(app, lambda: log_ends.plain_consumer(settings, f"{settings.app_id}-ends"))
     faust_fetch.install(app, settings.fetch_max_wait_ms)
     topics = build_topics(settings)
+    faust_batches.install(
+        app,
+        [t.name for t in topics.sources()],
+        max(1, settings.batch_size // SOURCE_BATCHES),
+    )
     n = settings.partitions
 
     def table(name: str, value: str, partitions: int = n, glob: bool = False) -> Any:
@@ -166,13 +174,12 @@ def build_app(settings: Settings) -> Runtime:
         vectors=ItemVectorReplica(app, settings, topics, publisher, catalog),
     )
     within = settings.batch_within_s
-    size = settings.batch_size
     _batch_agent(
         app,
         _raw_topic(app, topics.interactions.name),
         "ingest_interactions",
         rt.ingest.handle,
-        size,
+        SOURCE_BATCHES,
         within,
     )
     item_within = max(within, settings.item_flush_s)
@@ -182,7 +189,7 @@ def build_app(settings: Settings) -> Runtime:
         _raw_topic(app, topics.catalog.name),
         "ingest_catalog",
         rt.catalog.handle_batch,
-        size,
+        SOURCE_BATCHES,
         within,
     )
     _batch_agent(

@@ -20,6 +20,7 @@ import orjson
 
 from agents.control import HEADER, RECATEGORIZE
 from agents.dead_letters import DeadLetters
+from agents.faust_batches import records_of
 from agents.publisher import Publisher, Write
 from agents.tables import put
 from schemas.codec import decode_catalog
@@ -56,8 +57,7 @@ class IngestCatalog:
         rejected: list[tuple[Any, DecodeError]] = []
         moves: dict[int, list[list[str]]] = defaultdict(list)  # item partition -> moves
         writes: list[Write] = []
-        for event in events:
-            msg = event.message
+        for msg in records_of(events):
             try:
                 item = decode_catalog(msg.value, self.settings.max_event_bytes)
                 if msg.key != item.item_id.encode():
@@ -65,7 +65,7 @@ class IngestCatalog:
                         "key_mismatch", f"message key {msg.key!r} must equal item_id", "item_id"
                     )
             except DecodeError as exc:
-                rejected.append((event, exc))
+                rejected.append((msg, exc))
                 continue
             before = self.catalog.get(item.item_id)
             meta = merge_record(before, item)

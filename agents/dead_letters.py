@@ -30,9 +30,12 @@ class DeadLetters:
         }
         self.counts: Counter[str] = Counter()
 
-    async def send(self, event: Any, error: DecodeError, agent: str) -> Awaitable[Any]:
-        """Queue the envelope for ``event``; await the returned future for delivery."""
-        msg = event.message
+    async def send(self, msg: Any, error: DecodeError, agent: str) -> Awaitable[Any]:
+        """Queue the envelope for the record ``msg``; await the returned future for delivery.
+
+        ``msg`` has ``topic``, ``partition``, ``offset``, ``key`` and ``value`` (a Faust
+        message, or a record of a batch message: see ``agents.faust_batches``).
+        """
         letter = DeadLetter(
             reason=error.code,
             error=str(error.args[0]) if error.args else error.code,
@@ -54,5 +57,5 @@ class DeadLetters:
         """Send every rejected record and wait until the broker has them all."""
         if not rejected:
             return
-        futures = [await self.send(event, error, agent) for event, error in rejected]
+        futures = [await self.send(msg, error, agent) for msg, error in rejected]
         await asyncio.gather(*futures)

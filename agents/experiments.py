@@ -23,6 +23,7 @@ from faust.serializers import codecs
 from agents.codecs import StateCodec
 from agents.control import control_of
 from agents.dead_letters import DeadLetters
+from agents.faust_batches import records_of
 from agents.publisher import Publisher
 from agents.tables import put_all
 from schemas.codec import decode_impression, decode_interaction
@@ -63,8 +64,7 @@ class AttributeOutcomes:
         touched: dict[int, JoinState] = {}
         groups: dict[int, list[Group]] = {}
         rejected: list[tuple[Any, DecodeError]] = []
-        for event in events:
-            msg = event.message
+        for msg in records_of(events):
             is_imp = msg.topic == self.impressions_topic
             if not is_imp and control_of(msg.headers) is not None:
                 continue
@@ -77,7 +77,7 @@ class AttributeOutcomes:
             except DecodeError as exc:
                 # Bad interactions are dead-lettered by ingest; impressions have no other reader.
                 if is_imp:
-                    rejected.append((event, exc))
+                    rejected.append((msg, exc))
                 continue
             if records:
                 groups.setdefault(msg.partition, []).append([kind, msg.offset, records])
@@ -189,7 +189,7 @@ def wire_experiments(
 ) -> Experiments:
     """Register the two experiment agents and the report timer on ``app``."""
     # Imported here: agents.app imports this module to call this function.
-    from agents.app import _batch_agent, _guard, _raw_topic
+    from agents.app import SOURCE_BATCHES, _batch_agent, _guard, _raw_topic
 
     register_codecs()
     outcomes = _raw_topic(app, topics.outcomes.name)
@@ -217,7 +217,7 @@ def wire_experiments(
         value_serializer="raw",
     )
     within = settings.batch_within_s
-    _batch_agent(app, joined, AGENT, attribute.handle, settings.batch_size, within)
+    _batch_agent(app, joined, AGENT, attribute.handle, SOURCE_BATCHES, within)
     _batch_agent(app, outcomes, "track_experiments", track.handle, 256, within)
 
     @app.timer(settings.metrics_interval_s)

@@ -15,7 +15,8 @@ def replace(cls: type, make: Callable[..., Any], *names: str) -> None:
     """Set the methods ``names`` of ``cls`` to what ``make(*originals)`` returns.
 
     ``make`` gets the current methods, in order, and returns one replacement, or a
-    tuple of them for several names. Idempotent: a second call changes nothing.
+    tuple of them for several names. Idempotent: a second call changes nothing. Each
+    original stays reachable as ``_kapparec_original_<name>``.
     """
     marker = f"_kapparec_original_{names[0]}"
     if getattr(cls, marker, None) is not None:
@@ -26,6 +27,6 @@ def replace(cls: type, make: Callable[..., Any], *names: str) -> None:
         raise RuntimeError(f"this Faust's {cls.__qualname__} lacks {', '.join(missing)}")
     made = make(*originals)
     replacements = made if len(names) > 1 else (made,)
-    setattr(cls, marker, originals[0])
-    for name, fn in zip(names, replacements, strict=True):
+    for name, original, fn in zip(names, originals, replacements, strict=True):
+        setattr(cls, f"_kapparec_original_{name}", original)
         setattr(cls, name, fn)

@@ -17,6 +17,7 @@ import faust
 
 from agents.control import HEADER, REFRESH, control_of
 from agents.dead_letters import DeadLetters
+from agents.faust_batches import records_of
 from agents.metrics import WORKER
 from agents.tables import put_all
 from agents.user_lists import UserLists
@@ -49,8 +50,7 @@ class IngestInteractions:
         groups: dict[int, list[Group]] = defaultdict(list)
         n = self.settings.partitions
         refresh = False
-        for event in events:
-            msg = event.message
+        for msg in records_of(events):
             if control_of(msg.headers) == REFRESH:
                 new = self._new_request(msg.value)
                 refresh = refresh or new
@@ -59,7 +59,7 @@ class IngestInteractions:
                 ev = decode_interaction(msg.value, self.settings.max_event_bytes)
                 _check_key(msg.key, ev.user_id)
             except DecodeError as exc:
-                rejected.append((event, exc))
+                rejected.append((msg, exc))
                 continue
             WORKER.event(ev.type)
             entry = touched.get(ev.user_id)
