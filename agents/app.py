@@ -49,9 +49,12 @@ from streams.topics import (
 log = logging.getLogger(__name__)
 EXIT_HANDLER_FAILED = 70  # EX_SOFTWARE: a supervisor should restart the worker
 BATCH_GRACE_S = 5.0  # how long a stop waits for the batch in hand to finish
-# Records of the source topics come in batch messages (agents/faust_batches.py): a handler
-# takes up to this many, each of up to batch_size / SOURCE_BATCHES records.
-SOURCE_BATCHES = 4
+# Records of the source topics come in batch messages (agents/faust_batches.py) of up to
+# SOURCE_CHUNK records. A handler takes batch_size / SOURCE_CHUNK of them, or what came
+# within batch_within_s: live traffic comes in small fetches, a few records each, and a
+# handler call per fetch would pay its fixed costs (one message per item partition, a
+# Redis pipeline, acknowledgement waits) for a handful of events.
+SOURCE_CHUNK = 16
 
 
 @dataclass
@@ -117,7 +120,7 @@ def build_app(settings: Settings) -> Runtime:
     faust_batches.install(
         app,
         [t.name for t in topics.sources()],
-        max(1, settings.batch_size // SOURCE_BATCHES),
+        SOURCE_CHUNK,
     )
     n = settings.partitions
 
@@ -174,12 +177,13 @@ def build_app(settings: Settings) -> Runtime:
         vectors=ItemVectorReplica(app, settings, topics, publisher, catalog),
     )
     within = settings.batch_within_s
+    source_batches = source_messages(settings)
     _batch_agent(
         app,
         _raw_topic(app, topics.interactions.name),
         "ingest_interactions",
         rt.ingest.handle,
-        SOURCE_BATCHES,
+        source_batches,
         within,
     )
     item_within = max(within, settings.item_flush_s)
@@ -189,7 +193,7 @@ def build_app(settings: Settings) -> Runtime:
         _raw_topic(app, topics.catalog.name),
         "ingest_catalog",
         rt.catalog.handle_batch,
-        SOURCE_BATCHES,
+        source_batches,
         within,
     )
     _batch_agent(
@@ -242,6 +246,11 @@ def build_app(settings: Settings) -> Runtime:
             log.warning("no active version yet: %s is now active", settings.app_id)
 
     return rt
+
+
+def source_messages(settings: Settings) -> int:
+    """How many batch messages of a source topic one handler call takes."""
+    return max(1, settings.batch_size // SOURCE_CHUNK)
 
 
 def _each(handle: Callable[[Any], Awaitable[None]]) -> Callable[[Sequence[Any]], Awaitable[None]]:

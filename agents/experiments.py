@@ -189,7 +189,7 @@ def wire_experiments(
 ) -> Experiments:
     """Register the two experiment agents and the report timer on ``app``."""
     # Imported here: agents.app imports this module to call this function.
-    from agents.app import SOURCE_BATCHES, _batch_agent, _guard, _raw_topic
+    from agents.app import _batch_agent, _guard, _raw_topic, source_messages
 
     register_codecs()
     outcomes = _raw_topic(app, topics.outcomes.name)
@@ -217,7 +217,7 @@ def wire_experiments(
         value_serializer="raw",
     )
     within = settings.batch_within_s
-    _batch_agent(app, joined, AGENT, attribute.handle, SOURCE_BATCHES, within)
+    _batch_agent(app, joined, AGENT, attribute.handle, source_messages(settings), within)
     _batch_agent(app, outcomes, "track_experiments", track.handle, 256, within)
 
     @app.timer(settings.metrics_interval_s)
