@@ -13,9 +13,9 @@ between two runs over the same log (docs/EVALUATION.md, "Agreement").
 
 Finding the weakest by a scan costs O(kept) per new neighbour of a full list, and on a
 busy item nearly every pair brings a new neighbour (it was 40 % of the in-process time).
-A lazy min-heap finds the weakest in O(log kept): each score a neighbour reaches is
-pushed; an entry whose score is no longer the neighbour's is stale and skipped. The
-heap is derived state, never serialised: it is rebuilt from the scores when a list
+A lazy min-heap finds the weakest in O(log kept): one entry per neighbour, with the score
+it had when pushed, brought up to date only when it reaches the top (scores only grow).
+The heap is derived state, never serialised: it is rebuilt from the scores when a list
 first overflows after a load.
 """
 
@@ -51,22 +51,41 @@ class ItemState:
 
     def apply(self, delta: Delta, half_life_s: float, neighbours_kept: int) -> None:
         """Apply one delta addressed to this item."""
-        self.last_ts = max(self.last_ts, delta.ts)
-        if delta.relation is None:
-            self.count += delta.weight
-            self.trend = decay.add(self.trend, delta.weight, delta.ts, half_life_s)
+        self.add(delta.weight, delta.ts, delta.relation, delta.other, half_life_s, neighbours_kept)
+
+    def add(
+        self,
+        weight: float,
+        ts: int,
+        relation: str | None,
+        other: str | None,
+        half_life_s: float,
+        neighbours_kept: int,
+    ) -> None:
+        """Apply the fields of one delta (the item side's hot path: no object per delta)."""
+        if ts > self.last_ts:
+            self.last_ts = ts
+        if relation is None:
+            self.count += weight
+            self.trend = decay.add(self.trend, weight, ts, half_life_s)
             return
-        assert delta.other is not None
-        scores = self.neighbours.setdefault(delta.relation, {})
-        score = scores[delta.other] = scores.get(delta.other, 0.0) + delta.weight
-        heap = self.heaps.get(delta.relation)
+        assert other is not None
+        scores = self.neighbours.get(relation)
+        if scores is None:
+            scores = self.neighbours[relation] = {}
+        before = scores.get(other)
+        if before is not None:
+            # Scores only grow: the neighbour's heap entry is now stale, and is brought up
+            # to date when it reaches the top (see _drop_weakest).
+            scores[other] = before + weight
+            return
+        scores[other] = weight
+        heap = self.heaps.get(relation)
         if heap is not None:
-            heapq.heappush(heap, (score, _Desc(delta.other)))
-            if len(heap) > 4 * neighbours_kept + 16:  # mostly stale entries: start afresh
-                heap = self.heaps[delta.relation] = _heap(scores)
+            heapq.heappush(heap, (weight, _Desc(other)))
         if len(scores) > neighbours_kept:
             if heap is None:
-                heap = self.heaps[delta.relation] = _heap(scores)
+                heap = self.heaps[relation] = _heap(scores)
             _drop_weakest(scores, heap)
 
     def top(self, relation: str, n: int) -> list[tuple[str, float]]:
@@ -116,14 +135,20 @@ def _heap(scores: dict[str, float]) -> list[tuple[float, str]]:
 def _drop_weakest(scores: dict[str, float], heap: list[tuple[float, str]]) -> None:
     """Delete the last neighbour in :meth:`ItemState.top` order: lowest score, greatest id.
 
-    Undecayed scores tie often (many neighbours at one pair's weight), so ties are ordered
-    by the heap itself rather than popped and pushed back.
+    Every neighbour has one heap entry, holding its score when pushed: scores only grow
+    (pair weights are not negative), so an entry is never above its neighbour's true
+    place. An entry whose score is out of date is pushed down to the current score when
+    it reaches the top; the first entry found up to date is the weakest neighbour, and
+    among equal scores the heap's own order (greatest id first) breaks the tie.
     """
-    while heap and scores.get(heap[0][1]) != heap[0][0]:
-        heapq.heappop(heap)  # stale: that neighbour has a higher score now, or is gone
-    if not heap:  # scores changed behind the heap's back: rebuild it
-        heap[:] = _heap(scores)
-    del scores[heapq.heappop(heap)[1]]
+    while True:
+        score, other = heap[0]
+        current = scores[other]
+        if current == score:
+            break
+        heapq.heapreplace(heap, (current, other))
+    heapq.heappop(heap)
+    del scores[other]
 
 
 def _finite(x: float) -> float | None:

@@ -56,8 +56,18 @@ def _snapshot(part: PartitionState, items: dict[str, ItemState]) -> Any:
 
 def test_groups_wire_round_trip() -> None:
     groups = _groups()
-    assert decode_groups(encode_groups(groups)) == groups
+    rows = [[sp, off, [d.to_list() for d in ds]] for sp, off, ds in groups]
+    assert decode_groups(encode_groups(groups)) == rows
     assert decode_groups(encode_groups([])) == []
+
+
+def test_wire_rows_fold_as_delta_objects_do() -> None:
+    by_objects = PartitionState(Partial(10)), dict[str, ItemState]()
+    by_rows = PartitionState(Partial(10)), dict[str, ItemState]()
+    a = _apply(_groups(), *by_objects)
+    b = apply_groups(decode_groups(encode_groups(_groups())), *by_rows, CATEGORIES.get, HL, KEPT)
+    assert _snapshot(*by_rows) == _snapshot(*by_objects)
+    assert (b.relations, b.categories, b.skipped) == (a.relations, a.categories, a.skipped)
 
 
 def test_apply_groups_folds_every_delta() -> None:
