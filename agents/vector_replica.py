@@ -171,7 +171,12 @@ class ItemVectorReplica:
             if neighbours is None:
                 gone.append(keys.similar(item))
                 continue
-            rows = [[i, s] for i, s in neighbours if self._available(i)][:k]
+            rows: list[list[Any]] = []
+            for i, s in neighbours:
+                if self._available(i):  # looked up only until the list is full
+                    rows.append([i, s])
+                    if len(rows) == k:
+                        break
             writes.append((keys.similar(item), encode_list(rows, computed, newest), ttl))
         return writes, gone
 

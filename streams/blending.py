@@ -60,12 +60,14 @@ class _Votes:
         if not lst or weight <= 0:
             return
         top = float(lst[0][1]) or 1.0
+        score, best = self.score, self.best  # locals: this runs ~800 times per user list
+        score_of, best_of = score.get, best.get
         for item, raw in lst:
             vote = weight * float(raw) / top
-            self.score[item] = self.score.get(item, 0.0) + vote
-            best = self.best.get(item)
-            if best is None or vote > best[0]:
-                self.best[item] = (vote, reason)
+            score[item] = score_of(item, 0.0) + vote
+            held = best_of(item)
+            if held is None or vote > held[0]:
+                best[item] = (vote, reason)
 
 
 def blend(

@@ -104,12 +104,15 @@ def item_list(
     on which other items share its partition. ``half_life_s`` is not used by neighbour
     lists: it stays in the signature shared with the trending lists' callers.
     """
-    ranked = [
-        [i, round(s, 4)]
-        for i, s in state.top(relation, len(state.neighbours.get(relation, ())))
-        if is_available(catalog(i))
-    ]
-    return ranked[:n]
+    ranked: list[list[Any]] = []
+    if n <= 0:
+        return ranked
+    for i, s in state.top(relation, len(state.neighbours.get(relation, ()))):
+        if is_available(catalog(i)):  # looked up only until the list is full
+            ranked.append([i, round(s, 4)])
+            if len(ranked) == n:
+                break
+    return ranked
 
 
 def trending_list(
