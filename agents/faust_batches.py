@@ -15,10 +15,15 @@ Offsets stay exact:
   at a seek would then, after a re-fetch cut differently, acknowledge records not yet
   processed. So the fetch loop is shown a batch message as if it followed the last
   record read (its read offset is set to the message's offset - 1): no gap is recorded.
-- Acknowledging a batch message acknowledges every offset it covers: from its first
-  record (or from the committed offset, when that is lower: the holes a compacted or
-  transactional log leaves before the batch; every record before the batch was
-  acknowledged already, as agents acknowledge in order) up to its last.
+- Acknowledging a batch message acknowledges every offset it covers: from the offset
+  after the batch handed on before it on that partition (or, first after a seek, from
+  where the seek put the partition) up to its last record. The holes a compacted or
+  transactional log leaves between batches are covered, so they do not stall commits.
+- Only within one seek epoch (``agents.faust_seek``). A batch handed on before a seek
+  and acknowledged after it (Faust skips such a message and acknowledges it, or a broker
+  that keeps the group generation lets it through) acknowledges its last offset only, as
+  Faust alone would: the records before it are being read again and must not be
+  counted done on its word.
 
 A batch message is acknowledged after its handler returned, so a crash redoes it whole.
 """
@@ -33,14 +38,21 @@ from faust.transport import consumer as faust_consumer
 from faust.types.tuples import ack_lock
 
 from agents.faust_patch import replace
+from agents.faust_seek import epoch_of
 
 _SETTING = "_kapparec_batched_topics"  # attribute of the Faust app: (topics, chunk)
+_FOLLOWS = "_kapparec_batch_follows"  # consumer attribute: tp -> (epoch, offset after last batch)
 
 
 class Records(tuple):  # type: ignore[type-arg]
-    """The value of a batch message: aiokafka ``ConsumerRecord`` objects in offset order."""
+    """The value of a batch message: aiokafka ``ConsumerRecord`` objects in offset order.
 
-    __slots__ = ()
+    Stamped when handed on: the seek ``epoch`` it was read in and the offset its
+    acknowledgement ``covers_from``.
+    """
+
+    epoch: int = 0
+    covers_from: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,10 +119,11 @@ def records_of(events: Iterable[Any]) -> list[Any]:
     return out
 
 
-def covered(first: int, last: int, committed: int | None) -> range:
-    """Offsets a batch of records ``first``..``last`` acknowledges (see the module doc)."""
-    lo = committed if committed is not None and committed < first else first
-    return range(lo, last + 1)
+def covers_from(first: int, follows: int | None) -> int:
+    """Where the acknowledgement of a batch starting at ``first`` starts: at ``follows``
+    (the offset after what was handed on before it, or a seek's position) when known
+    and not beyond ``first``."""
+    return follows if follows is not None and follows <= first else first
 
 
 def _batching(
@@ -127,8 +140,18 @@ def _batching(
 
     async def fetch(self: Any, timeout: float) -> AsyncIterator[tuple[Any, Any]]:
         read_offset = self._read_offset
+        follows: dict[Any, tuple[int, int]] = self.__dict__.setdefault(_FOLLOWS, {})
         async for tp, message in getmany(self, timeout):
-            if isinstance(message.value, Records):
+            records = message.value
+            if isinstance(records, Records):
+                epoch = epoch_of(self)
+                seen = follows.get(tp)
+                # Within the epoch: right after the last batch. First after a seek: the
+                # read offset the seek set, which is the position it put the partition at.
+                after = seen[1] if seen is not None and seen[0] == epoch else read_offset[tp]
+                records.epoch = epoch
+                records.covers_from = covers_from(records[0].offset, after)
+                follows[tp] = (epoch, message.offset + 1)
                 r = read_offset[tp]
                 if r is None or message.offset >= r:
                     read_offset[tp] = message.offset - 1  # no gap: see the module doc
@@ -137,11 +160,19 @@ def _batching(
     def acknowledge(self: Any, message: Any) -> bool:
         with ack_lock:
             done = ack(self, message)
-            if done and isinstance(message.value, Records):
+            records = message.value
+            if (
+                message.acked
+                and isinstance(records, Records)
+                and records.covers_from is not None
+                and records.epoch == epoch_of(self)
+            ):
+                # Also when Faust had the last offset already (a re-cut batch ending where
+                # an older one did): the range is what this batch did.
                 tp = message.tp
                 index, acked = self._acked_index[tp], self._acked[tp]
                 committed = self._committed_offset[tp]
-                for offset in covered(message.value[0].offset, message.offset, committed):
+                for offset in range(records.covers_from, message.offset + 1):
                     if offset not in index and (committed is None or offset >= committed):
                         index.add(offset)
                         acked.append(offset)

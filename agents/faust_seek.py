@@ -56,6 +56,11 @@ _EPOCH = "_kapparec_seek_epoch"  # consumer attribute: number of seeks so far
 _LOCK = "_kapparec_seek_lock"  # consumer attribute: held while a seek runs
 
 
+def epoch_of(consumer: Any) -> int:
+    """How many seeks ``consumer`` has made (0 before the first, or without this guard)."""
+    return int(getattr(consumer, _EPOCH, 0))
+
+
 async def seek_uncommitted_to_beginning(
     consumer: Any, is_changelog: Callable[[str], bool]
 ) -> Mapping[Any, int | None]:

@@ -20,7 +20,15 @@ from faust.types import TP
 from faust.types.tuples import ConsumerMessage
 from intervaltree import IntervalTree
 
-from agents.faust_batches import BatchRecord, Records, _batching, coalesce, covered, records_of
+from agents.faust_batches import (
+    BatchRecord,
+    Records,
+    _batching,
+    coalesce,
+    covers_from,
+    records_of,
+)
+from agents.faust_seek import _EPOCH
 
 SOURCE = TP("interactions", 0)
 OTHER = TP("item-deltas", 0)
@@ -52,8 +60,9 @@ def message(rec: Any) -> ConsumerMessage:
     )
 
 
-def batch(first: int, last: int, tp: TP = SOURCE) -> ConsumerMessage:
-    return message(BatchRecord.of(Records(record(tp, o) for o in range(first, last + 1))))
+def batch(first: int, last: int, tp: TP = SOURCE, offsets: Any = None) -> ConsumerMessage:
+    offsets = range(first, last + 1) if offsets is None else offsets
+    return message(BatchRecord.of(Records(record(tp, o) for o in offsets)))
 
 
 class FakeConsumer:
@@ -75,6 +84,12 @@ class FakeConsumer:
         self._waiting_for_ack = None
         self.fetched: list[ConsumerMessage] = []
         self.gaps_seen: list[tuple[int, int]] = []
+
+    def seek(self, committed: int) -> None:
+        """What a seek does here: Faust's perform_seek, counted by agents.faust_seek."""
+        setattr(self, _EPOCH, getattr(self, _EPOCH, 0) + 1)
+        self._read_offset[SOURCE] = committed
+        self._committed_offset[SOURCE] = committed
 
     def commit(self) -> int | None:
         """What Faust's next commits would reach now (each recorded, as a commit does)."""
@@ -138,16 +153,16 @@ def test_records_of_unpacks_batches_and_passes_plain_messages() -> None:
 
 
 @pytest.mark.parametrize(
-    ("first", "last", "committed", "expected"),
+    ("first", "follows", "expected"),
     [
-        (5, 9, None, range(5, 10)),
-        (5, 9, 5, range(5, 10)),
-        (5, 9, 3, range(3, 10)),  # a hole before the batch is covered too
-        (5, 9, 7, range(5, 10)),  # offsets below the committed one are skipped by the ack
+        (5, None, 5),  # nothing known before it
+        (5, 5, 5),
+        (5, 3, 3),  # a hole before the batch is covered too
+        (5, 7, 5),  # never beyond its own first record
     ],
 )
-def test_covered(first: int, last: int, committed: int | None, expected: range) -> None:
-    assert covered(first, last, committed) == expected
+def test_covers_from(first: int, follows: int | None, expected: int) -> None:
+    assert covers_from(first, follows) == expected
 
 
 def test_batches_commit_exactly_when_acknowledged_even_after_a_lone_record_at_zero() -> None:
@@ -169,11 +184,12 @@ def test_batches_commit_exactly_when_acknowledged_even_after_a_lone_record_at_ze
 def test_a_dropped_batch_fetched_again_in_another_cut_commits_only_what_was_done(
     fetch: Any,
 ) -> None:
-    consumer = FakeConsumer(committed=100)
+    consumer = FakeConsumer()
+    consumer.seek(100)
     consumer._read_offset[SOURCE] = 99  # the record before was read
     consumer.fetched = [batch(100, 150)]
     asyncio.run(drain(consumer, fetch))  # handed on, then dropped at a rebalance: never acked
-    consumer._read_offset[SOURCE] = 100  # the seek that follows
+    consumer.seek(100)
     again = [batch(100, 120), batch(121, 170)]
     consumer.fetched = again
     asyncio.run(drain(consumer, fetch))
@@ -188,13 +204,42 @@ def test_a_dropped_batch_fetched_again_in_another_cut_commits_only_what_was_done
     assert consumer.commit() == 171
 
 
-def test_a_hole_before_a_batch_does_not_stall_commits() -> None:
-    consumer = FakeConsumer(committed=40)  # 40..44 compacted away or control records
+def test_a_hole_after_a_seek_does_not_stall_commits() -> None:
+    consumer = FakeConsumer()
+    consumer.seek(40)  # 40..44 compacted away, or control records
     later = batch(45, 60)
     consumer.fetched = [later]
     asyncio.run(drain(consumer))
     ACK(consumer, later)
     assert consumer.commit() == 61
+
+
+def test_holes_between_batches_of_a_never_committed_partition_do_not_stall() -> None:
+    consumer = FakeConsumer()
+    first, second = batch(0, 15), batch(20, 35, offsets=[20, 22, 35])
+    consumer.fetched = [first, second]
+    asyncio.run(drain(consumer))
+    ACK(consumer, first)
+    ACK(consumer, second)
+    assert consumer.commit() == 36
+
+
+def test_a_batch_from_before_a_seek_does_not_vouch_for_the_records_read_again() -> None:
+    consumer = FakeConsumer()
+    consumer.seek(100)
+    done, stale = batch(100, 115), batch(116, 131)
+    consumer.fetched = [done, stale]
+    asyncio.run(drain(consumer))
+    consumer.seek(100)  # a rebalance: both are read again from 100
+    ACK(consumer, stale)  # skipped by the stream (an earlier generation) and acknowledged
+    assert consumer.commit() is None  # 100..131 are being read again, not done
+    again = [batch(100, 115), batch(116, 131)]
+    consumer.fetched = again
+    asyncio.run(drain(consumer))
+    ACK(consumer, again[0])
+    assert consumer.commit() == 116  # not beyond: 116..131 are not processed yet
+    ACK(consumer, again[1])  # ends where the stale batch did: Faust had 131 already
+    assert consumer.commit() == 132
 
 
 def test_plain_messages_keep_faust_acknowledgement() -> None:
