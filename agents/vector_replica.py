@@ -53,6 +53,7 @@ from streams.models.replica import (
 )
 from streams.models.vectors import VectorParams, VectorRecord
 from streams.partitioning import partition_for
+from streams.recommend import first_available
 from streams.serving import encode_list
 from streams.settings import Settings
 from streams.topics import Topics
@@ -171,18 +172,9 @@ class ItemVectorReplica:
             if neighbours is None:
                 gone.append(keys.similar(item))
                 continue
-            rows: list[list[Any]] = []
-            for i, s in neighbours:
-                if self._available(i):  # looked up only until the list is full
-                    rows.append([i, s])
-                    if len(rows) == k:
-                        break
+            rows = first_available(neighbours, self.catalog.get, k)
             writes.append((keys.similar(item), encode_list(rows, computed, newest), ttl))
         return writes, gone
-
-    def _available(self, item_id: str) -> bool:
-        meta = self.catalog.get(item_id)
-        return not meta or (meta.get("in_stock", True) and not meta.get("deleted"))
 
     def _decode(self, messages: Iterable[Any]) -> list[tuple[VectorRecord, int]]:
         out = []

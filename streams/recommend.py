@@ -7,7 +7,7 @@ measures exactly what the workers publish.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -26,6 +26,24 @@ Catalog = Callable[[str], Mapping[str, Any] | None]
 def is_available(meta: Mapping[str, Any] | None) -> bool:
     """An item may be recommended unless the catalogue says deleted or out of stock."""
     return meta is None or (bool(meta.get("in_stock", True)) and not meta.get("deleted", False))
+
+
+def first_available(
+    ranked: Iterable[tuple[str, float]], catalog: Catalog, n: int
+) -> list[list[Any]]:
+    """The first ``n`` of ``ranked`` that are available, as ``[item, score]`` rows.
+
+    The catalogue is read only until the list is full (lists keep 20 of up to 100).
+    """
+    rows: list[list[Any]] = []
+    if n <= 0:
+        return rows
+    for item, score in ranked:
+        if is_available(catalog(item)):
+            rows.append([item, score])
+            if len(rows) == n:
+                break
+    return rows
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,15 +122,8 @@ def item_list(
     on which other items share its partition. ``half_life_s`` is not used by neighbour
     lists: it stays in the signature shared with the trending lists' callers.
     """
-    ranked: list[list[Any]] = []
-    if n <= 0:
-        return ranked
-    for i, s in state.top(relation, len(state.neighbours.get(relation, ()))):
-        if is_available(catalog(i)):  # looked up only until the list is full
-            ranked.append([i, round(s, 4)])
-            if len(ranked) == n:
-                break
-    return ranked
+    ranked = state.top(relation, len(state.neighbours.get(relation, ())))
+    return first_available(((i, round(s, 4)) for i, s in ranked), catalog, n)
 
 
 def trending_list(
