@@ -16,7 +16,8 @@ busy item nearly every pair brings a new neighbour (it was 40 % of the in-proces
 A lazy min-heap finds the weakest in O(log kept): one entry per neighbour, with the score
 it had when pushed, brought up to date only when it reaches the top (scores only grow).
 The heap is derived state, never serialised: it is rebuilt from the scores when a list
-first overflows after a load.
+first overflows after a load. Most newcomers to a full list are weaker than every
+neighbour it holds; they are turned away before they touch the heap.
 """
 
 from __future__ import annotations
@@ -40,10 +41,9 @@ class ItemState:
     # Last applied source offset per source partition, stored with the state it guards so
     # that state and de-duplication are written (and recovered) together.
     applied: dict[int, int] = field(default_factory=dict)
-    # Per relation: lazy min-heap of (score, neighbour); only for lists that overflowed.
-    heaps: dict[str, list[tuple[float, str]]] = field(
-        default_factory=dict, compare=False, repr=False
-    )
+    # Per relation: lazy min-heap of (score, descending key, neighbour); only for lists
+    # that overflowed.
+    heaps: dict[str, list[_Entry]] = field(default_factory=dict, compare=False, repr=False)
 
     def seen(self, source_partition: int, offset: int) -> bool:
         """True when the interaction at this source offset was applied to this item."""
@@ -51,7 +51,8 @@ class ItemState:
 
     def apply(self, delta: Delta, half_life_s: float, neighbours_kept: int) -> None:
         """Apply one delta addressed to this item."""
-        self.add(delta.weight, delta.ts, delta.relation, delta.other, half_life_s, neighbours_kept)
+        _, weight, ts, relation, other = delta
+        self.add(weight, ts, relation, other, half_life_s, neighbours_kept)
 
     def add(
         self,
@@ -79,10 +80,14 @@ class ItemState:
             # to date when it reaches the top (see _drop_weakest).
             scores[other] = before + weight
             return
-        scores[other] = weight
         heap = self.heaps.get(relation)
         if heap is not None:
-            heapq.heappush(heap, (weight, _Desc(other)))
+            if heap and weight < heap[0][0] and len(scores) >= neighbours_kept:
+                # Below the lowest entry, so below every neighbour's score (entries are
+                # never above their neighbour's): the newcomer is the one dropped.
+                return
+            heapq.heappush(heap, (weight, _descending(other), other))
+        scores[other] = weight
         if len(scores) > neighbours_kept:
             if heap is None:
                 heap = self.heaps[relation] = _heap(scores)
@@ -117,36 +122,40 @@ class ItemState:
         )
 
 
-class _Desc(str):
-    """An id that sorts in reverse: the heap's top is the lowest score, then the greatest id."""
-
-    __slots__ = ()
-
-    def __lt__(self, other: str) -> bool:
-        return str.__gt__(self, other)
+# A heap entry: (score when pushed, the neighbour's descending key, the neighbour).
+_Entry = tuple[float, bytes, str]
+# UTF-8 bytes (never 0xFE or 0xFF) mapped to 254 - b: their order reversed, all below
+# 0xFF, which ends every key so that a prefix sorts after the longer ids it starts.
+_REVERSE = bytes(254 - b if b < 255 else 0 for b in range(256))
 
 
-def _heap(scores: dict[str, float]) -> list[tuple[float, str]]:
-    heap: list[tuple[float, str]] = [(s, _Desc(k)) for k, s in scores.items()]
+def _descending(item: str) -> bytes:
+    """A key that sorts in reverse id order, compared in C (a str subclass's ``__lt__``
+    ran in Python for every tie of scores, and ties are common: pair weights are few)."""
+    return item.encode("utf-8", "surrogatepass").translate(_REVERSE) + b"\xff"
+
+
+def _heap(scores: dict[str, float]) -> list[_Entry]:
+    heap: list[_Entry] = [(s, _descending(k), k) for k, s in scores.items()]
     heapq.heapify(heap)
     return heap
 
 
-def _drop_weakest(scores: dict[str, float], heap: list[tuple[float, str]]) -> None:
+def _drop_weakest(scores: dict[str, float], heap: list[_Entry]) -> None:
     """Delete the last neighbour in :meth:`ItemState.top` order: lowest score, greatest id.
 
     Every neighbour has one heap entry, holding its score when pushed: scores only grow
     (pair weights are not negative), so an entry is never above its neighbour's true
     place. An entry whose score is out of date is pushed down to the current score when
     it reaches the top; the first entry found up to date is the weakest neighbour, and
-    among equal scores the heap's own order (greatest id first) breaks the tie.
+    among equal scores the descending key (greatest id first) breaks the tie.
     """
     while True:
-        score, other = heap[0]
+        score, key, other = heap[0]
         current = scores[other]
         if current == score:
             break
-        heapq.heapreplace(heap, (current, other))
+        heapq.heapreplace(heap, (current, key, other))
     heapq.heappop(heap)
     del scores[other]
 
