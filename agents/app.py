@@ -31,6 +31,7 @@ from agents.loop_watchdog import LoopWatchdog
 from agents.metrics import TABLE_KEYS, WORKER
 from agents.publisher import Publisher, connect
 from agents.recs_out import RecsOut
+from agents.tables import reader
 from agents.user_lists import UserLists
 from agents.vector_replica import ItemVectorReplica
 from streams.experiments import from_settings
@@ -149,7 +150,7 @@ def build_app(settings: Settings) -> Runtime:
     user_lists = UserLists(
         publisher,
         settings,
-        catalog.get,
+        reader(catalog),
         experiment=from_settings(settings),
         on_write=recs_out.send_all if settings.recs_out else None,
     )
@@ -224,7 +225,7 @@ def build_app(settings: Settings) -> Runtime:
 
     @app.timer(settings.flush_interval_s)
     async def settle_user_lists() -> None:
-        await _guard(app, "settle_user_lists", user_lists.settle, users.get)
+        await _guard(app, "settle_user_lists", user_lists.settle, reader(users))
 
     # Worker-side figures reach the HTTP API's /metrics through Redis (see agents/metrics.py).
     WORKER.bind(settings.namespace, settings.version, settings.worker_id)

@@ -19,7 +19,7 @@ from agents.control import HEADER, REFRESH, control_of
 from agents.dead_letters import DeadLetters
 from agents.faust_batches import records_of
 from agents.metrics import WORKER
-from agents.tables import put_all
+from agents.tables import put_all, reader
 from agents.user_lists import UserLists
 from schemas.codec import decode_interaction
 from schemas.errors import DecodeError
@@ -43,6 +43,9 @@ class IngestInteractions:
     trending_partials: faust.TopicT | None = None
     refreshed: set[bytes | None] = field(default_factory=set)
 
+    def __post_init__(self) -> None:
+        self._user = reader(self.users)
+
     async def handle(self, events: Sequence[Any]) -> None:
         """Process a batch; returns once all its effects are durable."""
         rejected: list[tuple[Any, DecodeError]] = []
@@ -63,12 +66,12 @@ class IngestInteractions:
                 continue
             WORKER.event(ev.type)
             entry = touched.get(ev.user_id)
-            state = entry[1] if entry else self.users.get(ev.user_id) or UserState()
+            state = entry[1] if entry else self._user(ev.user_id) or UserState()
             touched[ev.user_id] = (msg.partition, state)
             deltas = state.apply(ev, msg.offset, self.settings.recent_size)
             by_part: dict[int, list[Any]] = defaultdict(list)
             for d in deltas:
-                by_part[partition_for(d.item_id, n)].append(d)
+                by_part[partition_for(d[0], n)].append(d)
             for p, ds in by_part.items():
                 groups[p].append((msg.partition, msg.offset, ds))
         await self.dead_letters.send_all(rejected, AGENT)

@@ -14,7 +14,7 @@ import orjson
 
 from agents.control import RECATEGORIZE, REFRESH, control_of
 from agents.publisher import Publisher, Write
-from agents.tables import put_all
+from agents.tables import put_all, reader
 from streams.item_side import (
     BatchResult,
     PartitionState,
@@ -40,12 +40,16 @@ class AggregateItems:
     trending_partials: faust.TopicT
     publisher: Publisher
 
+    def __post_init__(self) -> None:
+        self._items_get = reader(self.items)
+        self._catalog_get = reader(self.catalog)
+
     def _category(self, item: str) -> str | None:
-        meta = self.catalog.get(item)
+        meta = self._catalog_get(item)
         return meta.get("category") if meta else None
 
     def _item(self, item: str) -> ItemState:
-        return self.items.get(item) or ItemState()
+        return self._items_get(item) or ItemState()
 
     async def handle(self, events: Sequence[Any]) -> None:
         """Apply a batch; write states, item lists and trending partials before returning."""
@@ -105,7 +109,7 @@ class AggregateItems:
         for item, relations in result.relations.items():
             state = result.states[item]
             for rel in sorted(relations):
-                lst = item_list(state, rel, self.catalog.get, s.item_list_size, s.half_life_s)
+                lst = item_list(state, rel, self._catalog_get, s.item_list_size, s.half_life_s)
                 value = encode_list(lst, now, state.last_ts)
                 writes.append((self.publisher.keys.item(rel, item), value, s.item_ttl_s))
         return writes
@@ -114,7 +118,7 @@ class AggregateItems:
 def _current(result: BatchResult, agg: AggregateItems, item: str) -> ItemState | None:
     """An item's state as of this batch: updated in it, else as stored."""
     state = result.states.get(item)
-    return state if state is not None else agg.items.get(item)
+    return state if state is not None else agg._items_get(item)
 
 
 MAX_TS = "max_ts"  # key of the latest event time in the trending table (others: "p/category")

@@ -60,7 +60,7 @@ class LocalPipeline:
         deltas = state.apply(event, self.offsets[src], s.recent_size)
         by_part: dict[int, list[Any]] = defaultdict(list)
         for d in deltas:
-            by_part[partition_for(d.item_id, s.partitions)].append(d)
+            by_part[partition_for(d[0], s.partitions)].append(d)
         for p, ds in by_part.items():
             group: Group = (src, self.offsets[src], ds)
             self._fold(p, [group])

@@ -18,7 +18,7 @@ from streams.item_side import (
 )
 from streams.item_state import ItemState
 from streams.trending import GLOBAL, Partial
-from streams.user_state import BOUGHT, VIEWED, Delta
+from streams.user_state import BOUGHT, VIEWED, delta
 
 T0 = 1_700_000_000_000
 HL = 3600.0
@@ -32,18 +32,18 @@ def _apply(groups: list[Group], part: PartitionState, items: dict[str, ItemState
 
 def _groups() -> list[Group]:
     return [
-        (0, 0, [Delta("A", 1.0, T0)]),
+        (0, 0, [delta("A", 1.0, T0)]),
         (
             0,
             1,
             [
-                Delta("A", 1.0, T0 + 1, VIEWED, "B"),
-                Delta("B", 1.0, T0 + 1, VIEWED, "A"),
-                Delta("B", 1.0, T0 + 1),
+                delta("A", 1.0, T0 + 1, VIEWED, "B"),
+                delta("B", 1.0, T0 + 1, VIEWED, "A"),
+                delta("B", 1.0, T0 + 1),
             ],
         ),
-        (1, 0, [Delta("C", 5.0, T0 + 2), Delta("A", 0.5, T0 + 2, BOUGHT, "C")]),
-        (0, 2, [Delta("D", 3.0, T0 + 3)]),  # D has no category
+        (1, 0, [delta("C", 5.0, T0 + 2), delta("A", 0.5, T0 + 2, BOUGHT, "C")]),
+        (0, 2, [delta("D", 3.0, T0 + 3)]),  # D has no category
     ]
 
 
@@ -56,17 +56,17 @@ def _snapshot(part: PartitionState, items: dict[str, ItemState]) -> Any:
 
 def test_groups_wire_round_trip() -> None:
     groups = _groups()
-    rows = [[sp, off, [d.to_list() for d in ds]] for sp, off, ds in groups]
+    rows = [[sp, off, [list(d) for d in ds]] for sp, off, ds in groups]
     assert decode_groups(encode_groups(groups)) == rows
     assert decode_groups(encode_groups([])) == []
 
 
-def test_wire_rows_fold_as_delta_objects_do() -> None:
-    by_objects = PartitionState(Partial(10)), dict[str, ItemState]()
+def test_wire_rows_fold_as_tuples_do() -> None:
+    by_tuples = PartitionState(Partial(10)), dict[str, ItemState]()
     by_rows = PartitionState(Partial(10)), dict[str, ItemState]()
-    a = _apply(_groups(), *by_objects)
+    a = _apply(_groups(), *by_tuples)
     b = apply_groups(decode_groups(encode_groups(_groups())), *by_rows, CATEGORIES.get, HL, KEPT)
-    assert _snapshot(*by_rows) == _snapshot(*by_objects)
+    assert _snapshot(*by_rows) == _snapshot(*by_tuples)
     assert (b.relations, b.categories, b.skipped) == (a.relations, a.categories, a.skipped)
 
 
@@ -116,8 +116,8 @@ def test_partly_redelivered_batch_applies_only_the_new_groups() -> None:
 
 def test_watermarks_are_per_source_partition() -> None:
     part, items = PartitionState(Partial(10)), dict[str, ItemState]()
-    _apply([(0, 10, [Delta("A", 1.0, T0)])], part, items)
-    result = _apply([(1, 3, [Delta("A", 1.0, T0)])], part, items)  # lower offset, other source
+    _apply([(0, 10, [delta("A", 1.0, T0)])], part, items)
+    result = _apply([(1, 3, [delta("A", 1.0, T0)])], part, items)  # lower offset, other source
     assert result.skipped == 0
     assert items["A"].count == 2.0
     assert items["A"].applied == {0: 10, 1: 3}
@@ -125,17 +125,17 @@ def test_watermarks_are_per_source_partition() -> None:
 
 def test_relation_only_batch_republishes_no_category() -> None:
     part, items = PartitionState(Partial(10)), dict[str, ItemState]()
-    result = _apply([(0, 0, [Delta("A", 1.0, T0, VIEWED, "B")])], part, items)
+    result = _apply([(0, 0, [delta("A", 1.0, T0, VIEWED, "B")])], part, items)
     assert result.categories == set()
     assert result.relations == {"A": {VIEWED}}
 
 
 def test_categories_of_popularity_updates_are_republished() -> None:
     part, items = PartitionState(Partial(1)), dict[str, ItemState]()
-    _apply([(0, 0, [Delta("C", 5.0, T0)])], part, items)
+    _apply([(0, 0, [delta("C", 5.0, T0)])], part, items)
     # A cannot enter the top-1 global list (1 < 5), but its lists are republished anyway:
     # republishing is idempotent, and it repairs a merge that missed an update in a crash
-    result = _apply([(0, 1, [Delta("A", 1.0, T0 - 1)])], part, items)
+    result = _apply([(0, 1, [delta("A", 1.0, T0 - 1)])], part, items)
     assert result.categories == {GLOBAL, "shoes"}
     assert [k for k, _ in part.partial.popular[GLOBAL].ranked()] == ["C"]
     assert [k for k, _ in part.partial.popular["shoes"].ranked()] == ["A"]

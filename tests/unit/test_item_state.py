@@ -9,7 +9,7 @@ import pytest
 
 from streams import decay
 from streams.item_state import ItemState, scored_list
-from streams.user_state import BOUGHT, VIEWED, Delta
+from streams.user_state import BOUGHT, VIEWED, Delta, delta
 
 T0 = 1_700_000_000_000
 HL = 3600.0  # half-life: one hour
@@ -18,7 +18,7 @@ KEPT = 100
 
 
 def _nb(item: str, other: str, w: float, ts: int = T0, relation: str = VIEWED) -> Delta:
-    return Delta(item, w, ts, relation, other)
+    return delta(item, w, ts, relation, other)
 
 
 def _values(state: ItemState, relation: str) -> dict[str, float]:
@@ -27,9 +27,9 @@ def _values(state: ItemState, relation: str) -> dict[str, float]:
 
 def test_popularity_count_and_trend() -> None:
     s = ItemState()
-    s.apply(Delta("A", 1.0, T0), HL, KEPT)
-    s.apply(Delta("A", 3.0, T0 + HOUR), HL, KEPT)
-    s.apply(Delta("A", 5.0, T0 + HOUR), HL, KEPT)
+    s.apply(delta("A", 1.0, T0), HL, KEPT)
+    s.apply(delta("A", 3.0, T0 + HOUR), HL, KEPT)
+    s.apply(delta("A", 5.0, T0 + HOUR), HL, KEPT)
     assert s.count == 9.0
     # at T0 + 1 h: 1 * 1/2 + 3 + 5 = 8.5
     assert decay.value_at(s.trend, T0 + HOUR, HL) == pytest.approx(8.5, rel=1e-9)
@@ -39,8 +39,8 @@ def test_popularity_count_and_trend() -> None:
 
 def test_late_delta_does_not_lower_last_ts() -> None:
     s = ItemState()
-    s.apply(Delta("A", 1.0, T0 + 10), HL, KEPT)
-    s.apply(Delta("A", 1.0, T0), HL, KEPT)
+    s.apply(delta("A", 1.0, T0 + 10), HL, KEPT)
+    s.apply(delta("A", 1.0, T0), HL, KEPT)
     assert s.last_ts == T0 + 10
 
 
@@ -112,7 +112,7 @@ def test_bug_neighbour_cap_tie_keeps_what_top_ranks_first() -> None:
 
 def test_state_round_trip_through_json() -> None:
     s = ItemState()
-    s.apply(Delta("A", 3.0, T0), HL, KEPT)
+    s.apply(delta("A", 3.0, T0), HL, KEPT)
     s.apply(_nb("A", "B:1", 1.0, T0 + 5), HL, KEPT)
     s.apply(_nb("A", "ü", 0.5, T0 + 7, BOUGHT), HL, KEPT)
     back = ItemState.from_dict(orjson.loads(orjson.dumps(s.to_dict())))

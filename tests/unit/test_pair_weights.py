@@ -26,15 +26,15 @@ def test_any_order_of_a_neighbours_weights_gives_the_same_score(
     deltas = []
     for n, (item, kind) in enumerate(history):
         event = Interaction(f"e{n}", kind, "u", f"i{item}", 1_600_000_000_000 + n)
-        deltas += [d for d in user.apply(event, n, 20) if d.relation is not None]
+        deltas += [d for d in user.apply(event, n, 20) if d[3] is not None]
     for d in deltas:
-        assert (d.weight * WEIGHT_GRID).is_integer()  # on the grid
+        assert (d[1] * WEIGHT_GRID).is_integer()  # on the grid
     shuffled = deltas[:]
     random.Random(seed).shuffle(shuffled)
     states = []
     for order in (deltas, shuffled):
         by_item: dict[str, ItemState] = {}
         for d in order:
-            by_item.setdefault(d.item_id, ItemState()).apply(d, 3600.0, 1000)
+            by_item.setdefault(d[0], ItemState()).apply(d, 3600.0, 1000)
         states.append({i: s.neighbours for i, s in by_item.items()})
     assert states[0] == states[1]  # bit for bit: float sums of grid values are exact

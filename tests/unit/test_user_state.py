@@ -15,6 +15,7 @@ from streams.user_state import (
     Delta,
     RecentItem,
     UserState,
+    delta,
 )
 
 MIN = 60_000
@@ -37,11 +38,12 @@ class Feed:
         eid = event_id or f"e{self.offset}"
         ev = Interaction(eid, type_, "u1", item, ts)
         out = self.state.apply(ev, self.offset, self.recent_size)
-        return out if self.covisit else [d for d in out if d.relation != VIEWED]
+        return out if self.covisit else [d for d in out if d[3] != VIEWED]
 
 
 def _key(d: Delta) -> tuple[Any, ...]:
-    return (d.item_id, d.relation or "", d.other or "", d.weight, d.ts)
+    item_id, weight, ts, relation, other = d
+    return (item_id, relation or "", other or "", weight, ts)
 
 
 def _same(actual: list[Delta], expected: list[Delta]) -> None:
@@ -49,11 +51,11 @@ def _same(actual: list[Delta], expected: list[Delta]) -> None:
 
 
 def pop(item: str, w: float, ts: int) -> Delta:
-    return Delta(item, w, ts)
+    return delta(item, w, ts)
 
 
 def rel(item: str, w: float, ts: int, relation: str, other: str) -> Delta:
-    return Delta(item, w, ts, relation, other)
+    return delta(item, w, ts, relation, other)
 
 
 # --- recent history ------------------------------------------------------------------
@@ -178,7 +180,7 @@ def test_event_ids_are_bounded() -> None:
 
 
 def _covisit(deltas: list[Delta]) -> list[Delta]:
-    return [d for d in deltas if d.relation == VIEWED]
+    return [d for d in deltas if d[3] == VIEWED]
 
 
 def test_co_visit_pairs_both_ways_weighted_by_strength() -> None:
@@ -345,7 +347,7 @@ def test_bought_window_is_one_week_inclusive() -> None:
 
 def test_delta_wire_round_trip() -> None:
     for d in (pop("A", 1.0, T0), rel("A", 0.25, T0, BOUGHT, "B:ü")):
-        assert Delta.from_list(orjson.loads(orjson.dumps(d.to_list()))) == d
+        assert tuple(orjson.loads(orjson.dumps(d))) == d
 
 
 def test_state_round_trip_through_json() -> None:
