@@ -197,14 +197,9 @@ def build_app(settings: Settings) -> Runtime:
         source_batches,
         within,
     )
-    _batch_agent(
-        app,
-        trending_topic,
-        "merge_trending",
-        _each(rt.trending.handle),
-        256,
-        item_within,
-    )
+    # Partials are merged one by one, so waiting to gather more coalesces nothing: the
+    # item side's window already bounds how often they come.
+    _batch_agent(app, trending_topic, "merge_trending", _each(rt.trending.handle), 256, within)
 
     if settings.split:
         # A second reader of interactions (and the only one of impressions): it costs a
