@@ -19,7 +19,7 @@ import orjson
 import redis
 
 from agents.admin import ensure_topics
-from agents.lag import wait_caught_up
+from agents.lag import caught_up_at
 from agents.producer import produce
 from agents.replica_recall import replica_recall
 from infra import stack
@@ -99,8 +99,7 @@ def pipeline_rate(s: Settings, n: int, log: Path) -> tuple[dict[str, Any], Worke
     while not r.keys(keys.prefix + "user:*"):
         time.sleep(0.02)
     started = time.monotonic()
-    wait_caught_up(s, 1800, poll_s=0.25)
-    elapsed = time.monotonic() - started
+    elapsed = caught_up_at(s, 1800, poll_s=0.25) - started
     return {"events": n, "seconds": elapsed, "rate": n / elapsed}, worker
 
 

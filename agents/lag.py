@@ -63,6 +63,17 @@ def consumer_lag(
 
     ``security``: librdkafka options from ``streams.security.librdkafka_security``.
     """
+    return _lag_snapshot(bootstrap, group, topics, timeout, security)[0]
+
+
+def _lag_snapshot(
+    bootstrap: str,
+    group: str,
+    topics: Iterable[TopicSpec],
+    timeout: float,
+    security: Mapping[str, str] | None,
+) -> tuple[dict[str, int], float]:
+    """The lag per topic, and the monotonic time by which its committed offsets were read."""
     consumer = Consumer(
         {
             "bootstrap.servers": bootstrap,
@@ -75,7 +86,9 @@ def consumer_lag(
         tps = [TopicPartition(t.name, p) for t in topics for p in range(t.partitions)]
         done: dict[tuple[str, int], int] = {}
         highs: dict[tuple[str, int], int] = {}
-        for tp in consumer.committed(tps, timeout=timeout):
+        committed = consumer.committed(tps, timeout=timeout)
+        read_at = time.monotonic()
+        for tp in committed:
             low, high = consumer.get_watermark_offsets(tp, timeout=timeout)
             key = (tp.topic, tp.partition)
             done[key] = tp.offset if tp.offset >= 0 else low
@@ -86,7 +99,7 @@ def consumer_lag(
         lag: dict[str, int] = {}
         for key, end in ends.items():
             lag[key[0]] = lag.get(key[0], 0) + max(0, end - done[key])
-        return lag
+        return lag, read_at
     finally:
         consumer.close()
 
@@ -95,20 +108,45 @@ def wait_caught_up(
     settings: Settings, timeout: float, poll_s: float = 0.5, on_poll: object = None
 ) -> dict[str, int]:
     """Block until the version's lag is zero on every input topic twice in a row."""
+    return _caught_up(settings, timeout, poll_s, on_poll)[0]
+
+
+def caught_up_at(settings: Settings, timeout: float, poll_s: float = 0.5) -> float:
+    """The monotonic time by which the workers had done all the work in the log.
+
+    Every stage writes its outputs before it commits its input, and a snapshot reads the
+    committed offsets before the log ends. So a snapshot with no lag on any input topic
+    shows that all the work was done when its committed offsets were read. That time is
+    returned, not the time the next snapshot confirmed it: a snapshot takes about 0.4 s
+    here, a tenth of a short bench run.
+    """
+    return _caught_up(settings, timeout, poll_s, None)[1]
+
+
+def _caught_up(
+    settings: Settings, timeout: float, poll_s: float, on_poll: object
+) -> tuple[dict[str, int], float]:
     deadline = time.monotonic() + timeout
     zero_seen = 0
+    first_zero_at = 0.0
     lag: dict[str, int] = {}
     while time.monotonic() < deadline:
-        lag = consumer_lag(
+        lag, read_at = _lag_snapshot(
             settings.kafka_bootstrap,
             settings.app_id,
             input_topics(settings),
-            security=librdkafka_security(settings),
+            10.0,
+            librdkafka_security(settings),
         )
         if callable(on_poll):
             on_poll(lag)
-        zero_seen = zero_seen + 1 if sum(lag.values()) == 0 else 0
+        if sum(lag.values()) == 0:
+            zero_seen += 1
+            if zero_seen == 1:
+                first_zero_at = read_at
+        else:
+            zero_seen = 0
         if zero_seen >= 2:
-            return lag
+            return lag, first_zero_at
         time.sleep(poll_s)
     raise TimeoutError(f"workers of {settings.app_id} still behind after {timeout:.0f}s: {lag}")
