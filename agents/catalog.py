@@ -71,7 +71,7 @@ class IngestCatalog:
             meta = merge_record(before, item)
             if meta is None:
                 continue
-            pending.append(put(self.catalog, msg.partition, item.item_id, meta))
+            pending.append(await put(self.catalog, msg.partition, item.item_id, meta))
             p = partition_for(item.item_id, self.settings.partitions)
             category = meta.get("category")
             if category and category != (before or {}).get("category"):
