@@ -23,8 +23,7 @@ from agents.tables import put_all, reader
 from agents.user_lists import UserLists
 from schemas.codec import decode_interaction
 from schemas.errors import DecodeError
-from streams.item_side import Group, encode_groups
-from streams.partitioning import partition_for
+from streams.item_side import Group, encode_groups, route
 from streams.settings import Settings
 from streams.user_state import UserState
 
@@ -69,11 +68,8 @@ class IngestInteractions:
             state = entry[1] if entry else self._user(ev.user_id) or UserState()
             touched[ev.user_id] = (msg.partition, state)
             deltas = state.apply(ev, msg.offset, self.settings.recent_size)
-            by_part: dict[int, list[Any]] = defaultdict(list)
-            for d in deltas:
-                by_part[partition_for(d[0], n)].append(d)
-            for p, ds in by_part.items():
-                groups[p].append((msg.partition, msg.offset, ds))
+            for p, group in route(deltas, msg.partition, msg.offset, n).items():
+                groups[p].append(group)
         await self.dead_letters.send_all(rejected, AGENT)
         # The users' lists are built while the broker acknowledges the deltas and the
         # state: a list needs neither, and a batch redone after a crash rebuilds it.

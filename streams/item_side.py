@@ -1,11 +1,12 @@
-"""Item-side processing of one item partition: fold delta batches into item states.
+"""Item-side processing of one item partition: fold delta groups into item states.
 
-The ingest side ships, per ingest batch and per item partition, one message:
-``[[source_partition, source_offset, [delta, ...]], ...]``. Each group is the deltas of
-one interaction. Every item remembers the last source offset applied per source
-partition, so a group delivered again (after a restart) changes nothing, and the
-record that holds an item's state also holds its de-duplication: both are written
-and recovered together.
+The ingest side ships, per ingest batch and per item partition, one message: a list of
+groups, one per interaction, ``[source_partition, source_offset, ts, item, interest,
+ahead, back]`` (see :class:`streams.user_state.Deltas`; a partition gets ``interest``
+and ``ahead`` only when it owns ``item``, and of ``back`` only the items it owns).
+Every item remembers the last source offset applied per source partition, so a group
+delivered again (after a restart) changes nothing, and the record that holds an item's
+state also holds its de-duplication: both are written and recovered together.
 """
 
 from __future__ import annotations
@@ -18,27 +19,51 @@ import orjson
 
 from streams.decay import NEG_INF
 from streams.item_state import ItemState
+from streams.partitioning import partition_for
 from streams.trending import Partial
-from streams.user_state import Delta
+from streams.user_state import Deltas
 
-Group = tuple[int, int, list[Delta]]
-# A delta as it arrives: the wire's list form of :data:`Delta`.
-Row = Sequence[Any]
-RawGroup = tuple[int, int, Sequence[Row]] | list[Any]
+# [source_partition, source_offset, ts, item, interest, ahead, back]; a list once decoded.
+Group = tuple[int, int, int, str, float, dict[str, list[Any]], dict[str, list[Any]]]
+_NO_PAIRS: dict[str, list[Any]] = {}
+
+
+def route(deltas: Deltas, sp: int, off: int, partitions: int) -> dict[int, Group]:
+    """The groups of one interaction's updates, per item partition."""
+    groups: dict[int, Group] = {}
+    item, ts = deltas.item, deltas.ts
+    if deltas.interest > 0 or deltas.ahead:
+        groups[partition_for(item, partitions)] = (
+            sp,
+            off,
+            ts,
+            item,
+            deltas.interest,
+            deltas.ahead,
+            {},
+        )
+    for relation, flat in deltas.back.items():
+        for i in range(0, len(flat), 2):
+            target = flat[i]
+            p = partition_for(target, partitions)
+            group = groups.get(p)
+            if group is None:
+                group = groups[p] = (sp, off, ts, item, 0.0, _NO_PAIRS, {})
+            pairs = group[6].get(relation)
+            if pairs is None:
+                pairs = group[6][relation] = []
+            pairs += (target, flat[i + 1])
+    return groups
 
 
 def encode_groups(groups: Iterable[Group]) -> bytes:
-    """Wire form of one item-delta message: deltas are tuples, written as JSON arrays."""
+    """Wire form of one item-delta message."""
     return orjson.dumps(list(groups))
 
 
-def decode_groups(raw: bytes) -> list[RawGroup]:
-    """Inverse of :func:`encode_groups`, each delta left as its wire row.
-
-    The fold reads rows as they come: one object per delta (about 27 per event) cost a
-    quarter of the item side.
-    """
-    groups: list[RawGroup] = orjson.loads(raw)
+def decode_groups(raw: bytes) -> list[Any]:
+    """Inverse of :func:`encode_groups`; groups stay as decoded lists."""
+    groups: list[Any] = orjson.loads(raw)
     return groups
 
 
@@ -70,7 +95,7 @@ class BatchResult:
 
 
 def apply_groups(
-    groups: Iterable[Group] | Iterable[RawGroup],
+    groups: Iterable[Sequence[Any]],
     part: PartitionState,
     items: MutableMapping[str, ItemState] | Callable[[str], ItemState],
     category_of: Callable[[str], str | None],
@@ -89,35 +114,43 @@ def apply_groups(
     states, relations = result.states, result.relations
     popular: set[str] = set()
     max_ts = part.max_ts
-    for sp, off, deltas in groups:
-        fresh: dict[str, ItemState | None] = {}  # None: this group was applied before
-        for item_id, weight, ts, relation, other in deltas:
-            if item_id in fresh:
-                state = fresh[item_id]
-            else:
-                state = states.get(item_id)
-                if state is None:
-                    state = states[item_id] = get(item_id)
-                if state.seen(sp, off):
-                    state = None
-                fresh[item_id] = state
-            if relation is None:
-                popular.add(item_id)
+
+    for group in groups:
+        if len(group) == 3:
+            group = _from_rows(*group)  # written by an older ingest
+        sp, off, ts, item, interest, ahead, back = group
+        # The states this group reaches; None for one it reached in an earlier delivery.
+        reached: dict[str, ItemState | None] = {}
+        if interest > 0 or ahead:
+            if interest > 0:
+                popular.add(item)
+            state = reached[item] = _fresh(states, get, item, sp, off)
             if state is None:
-                result.skipped += 1
-                continue
-            state.add(weight, ts, relation, other, half_life_s, neighbours_kept)
-            if ts > max_ts:
-                max_ts = ts
-            if relation is not None:
-                # Neighbour scores are not decayed: only the relation a delta touched changes.
-                touched = relations.get(item_id)
-                if touched is None:
-                    touched = relations[item_id] = set()
-                touched.add(relation)
-        for fresh_state in fresh.values():
-            if fresh_state is not None:
-                fresh_state.applied[sp] = off
+                result.skipped += (interest > 0) + sum(len(f) for f in ahead.values()) // 2
+            else:
+                if interest > 0:
+                    state.popularity(interest, ts, half_life_s)
+                for relation, flat in ahead.items():
+                    state.gain(relation, flat, neighbours_kept)
+                    _touched(relations, item, relation)
+        for relation, flat in back.items():
+            it = iter(flat)
+            for target, weight in zip(it, it, strict=True):
+                state = reached.get(target, _UNSEEN)
+                if state is _UNSEEN:
+                    state = reached[target] = _fresh(states, get, target, sp, off)
+                if state is None:
+                    result.skipped += 1
+                    continue
+                state.neighbour(relation, item, weight, neighbours_kept)
+                _touched(relations, target, relation)
+        for state in reached.values():
+            if state is not None:
+                state.applied[sp] = off
+                if ts > state.last_ts:
+                    state.last_ts = ts
+                if ts > max_ts:
+                    max_ts = ts
     part.max_ts = max_ts
     for item in sorted(popular):
         s = result.states[item]
@@ -125,6 +158,48 @@ def apply_groups(
         part.partial.offer(item, category, s.trend, s.count)
         result.categories.update(("", category) if category else ("",))
     return result
+
+
+_UNSEEN = ItemState()  # marker: not reached yet by the group at hand
+
+
+def _touched(relations: dict[str, set[str]], item: str, relation: str) -> None:
+    rels = relations.get(item)
+    if rels is None:
+        relations[item] = {relation}
+    else:
+        rels.add(relation)
+
+
+def _fresh(
+    states: dict[str, ItemState], get: Callable[[str], ItemState], item: str, sp: int, off: int
+) -> ItemState | None:
+    """The item's state, or None when the interaction at ``off`` reached it before."""
+    state = states.get(item)
+    if state is None:
+        state = states[item] = get(item)
+    return None if state.seen(sp, off) else state
+
+
+def _from_rows(sp: int, off: int, rows: Sequence[Sequence[Any]]) -> Group:
+    """A group of the earlier wire form, one row ``[item, weight, ts, relation, other]``
+    per update, in the current form: the interaction's item is on every row."""
+    common: set[str] | None = None
+    for item, _, _, relation, other in rows:
+        sides = {item} if relation is None else {item, other}
+        common = sides if common is None else common & sides
+    item = min(common) if common else rows[0][0]
+    interest = 0.0
+    ahead: dict[str, list[Any]] = {}
+    back: dict[str, list[Any]] = {}
+    for target, weight, _, relation, other in rows:
+        if relation is None:
+            interest += weight
+        elif target == item:
+            ahead.setdefault(relation, []).extend((other, weight))
+        else:
+            back.setdefault(relation, []).extend((target, weight))
+    return (sp, off, rows[0][2], item, interest, ahead, back)
 
 
 def recategorize(

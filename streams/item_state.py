@@ -23,6 +23,7 @@ neighbour it holds; they are turned away before they touch the heap.
 from __future__ import annotations
 
 import heapq
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -50,45 +51,62 @@ class ItemState:
         return offset <= self.applied.get(source_partition, -1)
 
     def apply(self, delta: Delta, half_life_s: float, neighbours_kept: int) -> None:
-        """Apply one delta addressed to this item."""
+        """Apply one delta addressed to this item, in its flat form."""
         _, weight, ts, relation, other = delta
-        self.add(weight, ts, relation, other, half_life_s, neighbours_kept)
-
-    def add(
-        self,
-        weight: float,
-        ts: int,
-        relation: str | None,
-        other: str | None,
-        half_life_s: float,
-        neighbours_kept: int,
-    ) -> None:
-        """Apply the fields of one delta (the item side's hot path: no object per delta)."""
         if ts > self.last_ts:
             self.last_ts = ts
         if relation is None:
-            self.count += weight
-            self.trend = decay.add(self.trend, weight, ts, half_life_s)
-            return
-        assert other is not None
+            self.popularity(weight, ts, half_life_s)
+        else:
+            assert other is not None
+            self.neighbour(relation, other, weight, neighbours_kept)
+
+    def popularity(self, weight: float, ts: int, half_life_s: float) -> None:
+        """Add ``weight`` to the popularity count and the decayed trend at ``ts``."""
+        self.count += weight
+        self.trend = decay.add(self.trend, weight, ts, half_life_s)
+
+    def gain(self, relation: str, pairs: Sequence[Any], neighbours_kept: int) -> None:
+        """Add ``pairs``, flat ``[other, weight, other, weight, ...]``, to the neighbour
+        scores of ``relation`` (the item side's hot path: about 27 pairs per event)."""
+        scores = self.neighbours.get(relation)
+        if scores is None:
+            scores = self.neighbours[relation] = {}
+        score_of = scores.get
+        it = iter(pairs)
+        for other, weight in zip(it, it, strict=True):
+            before = score_of(other)
+            if before is None:
+                self._admit(relation, scores, other, weight, neighbours_kept)
+            else:
+                # Scores only grow: the neighbour's heap entry is now stale, and is brought
+                # up to date when it reaches the top (see _drop_weakest).
+                scores[other] = before + weight
+
+    def neighbour(self, relation: str, other: str, weight: float, neighbours_kept: int) -> None:
+        """:meth:`gain` for one pair."""
         scores = self.neighbours.get(relation)
         if scores is None:
             scores = self.neighbours[relation] = {}
         before = scores.get(other)
-        if before is not None:
-            # Scores only grow: the neighbour's heap entry is now stale, and is brought up
-            # to date when it reaches the top (see _drop_weakest).
+        if before is None:
+            self._admit(relation, scores, other, weight, neighbours_kept)
+        else:
             scores[other] = before + weight
-            return
+
+    def _admit(
+        self, relation: str, scores: dict[str, float], other: str, weight: float, kept: int
+    ) -> None:
+        """A new neighbour: kept unless the list is full and it is the weakest."""
         heap = self.heaps.get(relation)
         if heap is not None:
-            if heap and weight < heap[0][0] and len(scores) >= neighbours_kept:
+            if heap and weight < heap[0][0] and len(scores) >= kept:
                 # Below the lowest entry, so below every neighbour's score (entries are
                 # never above their neighbour's): the newcomer is the one dropped.
                 return
             heapq.heappush(heap, (weight, _descending(other), other))
         scores[other] = weight
-        if len(scores) > neighbours_kept:
+        if len(scores) > kept:
             if heap is None:
                 heap = self.heaps[relation] = _heap(scores)
             _drop_weakest(scores, heap)

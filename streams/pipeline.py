@@ -16,7 +16,14 @@ from schemas.events import CatalogItem, Interaction
 from streams.blending import DEFAULT_WEIGHTS, BlendWeights, Rec
 from streams.catalog import merge_record
 from streams.experiments import from_settings
-from streams.item_side import BatchResult, Group, PartitionState, apply_groups, recategorize
+from streams.item_side import (
+    BatchResult,
+    Group,
+    PartitionState,
+    apply_groups,
+    recategorize,
+    route,
+)
 from streams.item_state import ItemState
 from streams.partitioning import partition_for
 from streams.recommend import Lists, Plan, item_list, plan, recommend, trending_list
@@ -58,11 +65,7 @@ class LocalPipeline:
         self.offsets[src] += 1
         state = self.users.setdefault(event.user_id, UserState())
         deltas = state.apply(event, self.offsets[src], s.recent_size)
-        by_part: dict[int, list[Any]] = defaultdict(list)
-        for d in deltas:
-            by_part[partition_for(d[0], s.partitions)].append(d)
-        for p, ds in by_part.items():
-            group: Group = (src, self.offsets[src], ds)
+        for p, group in route(deltas, src, self.offsets[src], s.partitions).items():
             self._fold(p, [group])
 
     def apply_all(self, events: Iterable[CatalogItem | Interaction]) -> None:

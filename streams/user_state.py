@@ -47,11 +47,9 @@ class RecentItem:
     ts: int
 
 
-# An item-side update caused by one interaction, in the form it travels in:
-# ``(item_id, weight, ts, relation, other)``. ``relation`` is ``None`` for a popularity
-# update of ``item_id``, else the item ``other`` gained ``weight`` in the ``relation``
-# list of ``item_id``. A plain tuple: an event causes about 27, orjson writes tuples as
-# they are, and the item side unpacks them without an object per delta.
+# One item-side update, ``(item_id, weight, ts, relation, other)``: ``relation`` is
+# ``None`` for a popularity update of ``item_id``, else the item ``other`` gained
+# ``weight`` in the ``relation`` list of ``item_id``. The flat view of :class:`Deltas`.
 Delta = tuple[str, float, int, str | None, str | None]
 
 
@@ -60,6 +58,36 @@ def delta(
 ) -> Delta:
     """A :data:`Delta` with its fields named."""
     return (item_id, weight, ts, relation, other)
+
+
+@dataclass(slots=True)
+class Deltas:
+    """The item-side updates one interaction causes, all at its event time ``ts``.
+
+    ``interest`` adds to the popularity of ``item``. ``ahead[relation]`` lists the
+    neighbours ``item`` gains, ``back[relation]`` the items that gain ``item`` as a
+    neighbour, both flat: ``[other, weight, other, weight, ...]``. Every pair an
+    interaction causes has its item on one side, so this holds them all, and it is the
+    form that travels: one string and one float per update (an event causes about 27).
+    """
+
+    item: str
+    ts: int
+    interest: float = 0.0
+    ahead: dict[str, list[Any]] = field(default_factory=dict)
+    back: dict[str, list[Any]] = field(default_factory=dict)
+
+    def rows(self) -> list[Delta]:
+        """The updates one per tuple: ahead, then back, then popularity."""
+        item, ts = self.item, self.ts
+        out: list[Delta] = []
+        for relation, flat in self.ahead.items():
+            out += [(item, w, ts, relation, o) for o, w in zip(flat[::2], flat[1::2], strict=True)]
+        for relation, flat in self.back.items():
+            out += [(t, w, ts, relation, item) for t, w in zip(flat[::2], flat[1::2], strict=True)]
+        if self.interest > 0:
+            out.append((item, self.interest, ts, None, None))
+        return out
 
 
 @dataclass(slots=True)
@@ -76,36 +104,33 @@ class UserState:
         """True when this event was applied already (redelivery or duplicate send)."""
         return offset <= self.last_offset or event_id in self.event_ids
 
-    def apply(self, event: Interaction, offset: int, recent_size: int) -> list[Delta]:
-        """Apply one interaction; returns the item-side deltas, empty for a duplicate."""
+    def apply(self, event: Interaction, offset: int, recent_size: int) -> Deltas:
+        """Apply one interaction; returns the item-side updates, none for a duplicate."""
+        deltas = Deltas(event.item_id, event.ts)
         if self.seen(event.event_id, offset):
-            return []
+            return deltas
         self.last_offset = offset
         self.event_ids.append(event.event_id)
         del self.event_ids[:-EVENT_IDS_KEPT]
-        deltas = self._pair_deltas(event)
-        interest = INTEREST[event.type]
-        if interest > 0:
-            deltas.append((event.item_id, interest, event.ts, None, None))
+        self._covisit_deltas(event, deltas)
+        self._bought_deltas(event, deltas)
+        deltas.interest = INTEREST[event.type]
         self._remember(event, recent_size)
         return deltas
 
-    def _pair_deltas(self, event: Interaction) -> list[Delta]:
-        return self._covisit_deltas(event) + self._bought_deltas(event)
-
-    def _covisit_deltas(self, event: Interaction) -> list[Delta]:
+    def _covisit_deltas(self, event: Interaction, deltas: Deltas) -> None:
         """Co-visitation ("also viewed"): the item paired with every recent item, both ways.
 
         A pair ``d`` steps back in the history (0 = the latest other item) counts
         ``STRENGTH[new] * STRENGTH[prev] / (d + 1) ** DISTANCE_POWER``, whatever the time
         between them: the order of a user's own history carries the signal (measured,
-        docs/MODELS.md).
+        docs/MODELS.md). Both ways weigh the same, so ahead and back share one list.
         """
-        out: list[Delta] = []
-        item, ts = event.item_id, event.ts
+        item = event.item_id
         strength = STRENGTH[event.type]
         if strength <= 0:
-            return out
+            return
+        pairs: list[Any] = []
         d = 0
         for prev in reversed(self.recent):
             if prev.item_id == item:
@@ -114,26 +139,30 @@ class UserState:
             w /= WEIGHT_GRID
             d += 1
             if w > 0:
-                out.append((prev.item_id, w, ts, VIEWED, item))
-                out.append((item, w, ts, VIEWED, prev.item_id))
-        return out
+                pairs += (prev.item_id, w)
+        if pairs:
+            deltas.ahead[VIEWED] = deltas.back[VIEWED] = pairs
 
-    def _bought_deltas(self, event: Interaction) -> list[Delta]:
+    def _bought_deltas(self, event: Interaction, deltas: Deltas) -> None:
         """Also bought: a cart or purchase paired with what the user saw in the week before."""
-        out: list[Delta] = []
         item, ts = event.item_id, event.ts
         conversion = CONVERSION.get(event.type)
         if conversion is None:
-            return out
+            return
+        ahead: list[Any] = []
+        back: list[Any] = []
         for prev in self.recent:
             if prev.item_id == item:
                 continue
             if abs(ts - prev.ts) <= BUY_WINDOW_MS:
-                out.append((prev.item_id, conversion * ANCHOR[prev.type], ts, BOUGHT, item))
+                back += (prev.item_id, conversion * ANCHOR[prev.type])
                 prev_conversion = CONVERSION.get(prev.type)
                 if prev_conversion is not None:
-                    out.append((item, prev_conversion * conversion, ts, BOUGHT, prev.item_id))
-        return out
+                    ahead += (prev.item_id, prev_conversion * conversion)
+        if ahead:
+            deltas.ahead[BOUGHT] = ahead
+        if back:
+            deltas.back[BOUGHT] = back
 
     def _remember(self, event: Interaction, recent_size: int) -> None:
         self.last_ts = max(self.last_ts, event.ts)

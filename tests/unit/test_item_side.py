@@ -7,7 +7,10 @@ import json
 from typing import Any
 
 import orjson
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
+from schemas.events import Interaction
 from streams.item_side import (
     BatchResult,
     Group,
@@ -15,10 +18,12 @@ from streams.item_side import (
     apply_groups,
     decode_groups,
     encode_groups,
+    route,
 )
 from streams.item_state import ItemState
+from streams.partitioning import partition_for
 from streams.trending import GLOBAL, Partial
-from streams.user_state import BOUGHT, VIEWED, delta
+from streams.user_state import BOUGHT, VIEWED, UserState, delta
 
 T0 = 1_700_000_000_000
 HL = 3600.0
@@ -30,10 +35,33 @@ def _apply(groups: list[Group], part: PartitionState, items: dict[str, ItemState
     return apply_groups(groups, part, items, CATEGORIES.get, HL, KEPT)
 
 
+def g(
+    sp: int,
+    off: int,
+    ts: int,
+    item: str,
+    interest: float = 0.0,
+    ahead: dict[str, list[Any]] | None = None,
+    back: dict[str, list[Any]] | None = None,
+) -> Group:
+    return (sp, off, ts, item, interest, ahead or {}, back or {})
+
+
 def _groups() -> list[Group]:
     return [
-        (0, 0, [delta("A", 1.0, T0)]),
-        (
+        g(0, 0, T0, "A", 1.0),
+        # B viewed after A: B gains A, A gains B
+        g(0, 1, T0 + 1, "B", 1.0, ahead={VIEWED: ["A", 1.0]}, back={VIEWED: ["A", 1.0]}),
+        g(1, 0, T0 + 2, "C", 5.0, back={BOUGHT: ["A", 0.5]}),  # C bought after A
+        g(0, 2, T0 + 3, "D", 3.0),  # D has no category
+    ]
+
+
+def _rows() -> list[Any]:
+    """The same updates in the earlier wire form: one row per update."""
+    return [
+        [0, 0, [delta("A", 1.0, T0)]],
+        [
             0,
             1,
             [
@@ -41,9 +69,9 @@ def _groups() -> list[Group]:
                 delta("B", 1.0, T0 + 1, VIEWED, "A"),
                 delta("B", 1.0, T0 + 1),
             ],
-        ),
-        (1, 0, [delta("C", 5.0, T0 + 2), delta("A", 0.5, T0 + 2, BOUGHT, "C")]),
-        (0, 2, [delta("D", 3.0, T0 + 3)]),  # D has no category
+        ],
+        [1, 0, [delta("C", 5.0, T0 + 2), delta("A", 0.5, T0 + 2, BOUGHT, "C")]],
+        [0, 2, [delta("D", 3.0, T0 + 3)]],
     ]
 
 
@@ -56,17 +84,27 @@ def _snapshot(part: PartitionState, items: dict[str, ItemState]) -> Any:
 
 def test_groups_wire_round_trip() -> None:
     groups = _groups()
-    rows = [[sp, off, [list(d) for d in ds]] for sp, off, ds in groups]
-    assert decode_groups(encode_groups(groups)) == rows
+    assert decode_groups(encode_groups(groups)) == [list(group) for group in groups]
     assert decode_groups(encode_groups([])) == []
 
 
-def test_wire_rows_fold_as_tuples_do() -> None:
-    by_tuples = PartitionState(Partial(10)), dict[str, ItemState]()
-    by_rows = PartitionState(Partial(10)), dict[str, ItemState]()
-    a = _apply(_groups(), *by_tuples)
-    b = apply_groups(decode_groups(encode_groups(_groups())), *by_rows, CATEGORIES.get, HL, KEPT)
-    assert _snapshot(*by_rows) == _snapshot(*by_tuples)
+def test_decoded_groups_fold_as_built_ones_do() -> None:
+    built = PartitionState(Partial(10)), dict[str, ItemState]()
+    decoded = PartitionState(Partial(10)), dict[str, ItemState]()
+    a = _apply(_groups(), *built)
+    b = apply_groups(decode_groups(encode_groups(_groups())), *decoded, CATEGORIES.get, HL, KEPT)
+    assert _snapshot(*decoded) == _snapshot(*built)
+    assert (b.relations, b.categories, b.skipped) == (a.relations, a.categories, a.skipped)
+
+
+def test_groups_of_the_earlier_row_form_fold_the_same() -> None:
+    """Messages an older ingest left in the topic are still read after an upgrade."""
+    current = PartitionState(Partial(10)), dict[str, ItemState]()
+    earlier = PartitionState(Partial(10)), dict[str, ItemState]()
+    a = _apply(_groups(), *current)
+    raw = orjson.dumps(_rows())
+    b = apply_groups(decode_groups(raw), *earlier, CATEGORIES.get, HL, KEPT)
+    assert _snapshot(*earlier) == _snapshot(*current)
     assert (b.relations, b.categories, b.skipped) == (a.relations, a.categories, a.skipped)
 
 
@@ -116,8 +154,8 @@ def test_partly_redelivered_batch_applies_only_the_new_groups() -> None:
 
 def test_watermarks_are_per_source_partition() -> None:
     part, items = PartitionState(Partial(10)), dict[str, ItemState]()
-    _apply([(0, 10, [delta("A", 1.0, T0)])], part, items)
-    result = _apply([(1, 3, [delta("A", 1.0, T0)])], part, items)  # lower offset, other source
+    _apply([g(0, 10, T0, "A", 1.0)], part, items)
+    result = _apply([g(1, 3, T0, "A", 1.0)], part, items)  # lower offset, other source
     assert result.skipped == 0
     assert items["A"].count == 2.0
     assert items["A"].applied == {0: 10, 1: 3}
@@ -125,17 +163,17 @@ def test_watermarks_are_per_source_partition() -> None:
 
 def test_relation_only_batch_republishes_no_category() -> None:
     part, items = PartitionState(Partial(10)), dict[str, ItemState]()
-    result = _apply([(0, 0, [delta("A", 1.0, T0, VIEWED, "B")])], part, items)
+    result = _apply([g(0, 0, T0, "A", ahead={VIEWED: ["B", 1.0]})], part, items)
     assert result.categories == set()
     assert result.relations == {"A": {VIEWED}}
 
 
 def test_categories_of_popularity_updates_are_republished() -> None:
     part, items = PartitionState(Partial(1)), dict[str, ItemState]()
-    _apply([(0, 0, [delta("C", 5.0, T0)])], part, items)
+    _apply([g(0, 0, T0, "C", 5.0)], part, items)
     # A cannot enter the top-1 global list (1 < 5), but its lists are republished anyway:
     # republishing is idempotent, and it repairs a merge that missed an update in a crash
-    result = _apply([(0, 1, [delta("A", 1.0, T0 - 1)])], part, items)
+    result = _apply([g(0, 1, T0 - 1, "A", 1.0)], part, items)
     assert result.categories == {GLOBAL, "shoes"}
     assert [k for k, _ in part.partial.popular[GLOBAL].ranked()] == ["C"]
     assert [k for k, _ in part.partial.popular["shoes"].ranked()] == ["A"]
@@ -188,3 +226,37 @@ def test_partition_state_survives_the_orjson_changelog_codec() -> None:
     assert back.partial.to_dict() == part.partial.to_dict()
     item = ItemState.from_dict(orjson.loads(orjson.dumps(items["A"].to_dict())))
     assert item.applied == {0: 1, 1: 0}
+
+
+_events = st.lists(
+    st.tuples(
+        st.sampled_from(["u1", "u2"]),
+        st.sampled_from(["view", "click", "add_to_cart", "purchase", "remove_from_cart"]),
+        st.sampled_from(["a", "b", "c", "d", "e", "f", "g"]),
+        st.integers(0, 10 * 86_400_000),
+    ),
+    max_size=60,
+)
+
+
+@settings(max_examples=150, deadline=None)
+@given(_events, st.integers(1, 4))
+def test_routed_groups_fold_as_their_updates_one_by_one(
+    events: list[tuple[str, str, str, int]], partitions: int
+) -> None:
+    """route() + apply_groups, per item partition, against ItemState.apply per update."""
+    users: dict[str, UserState] = {}
+    parts = {p: PartitionState(Partial(10)) for p in range(partitions)}
+    folded: dict[str, ItemState] = {}
+    reference: dict[str, ItemState] = {}
+    for off, (user, type_, item, dt) in enumerate(events):
+        ev = Interaction(f"e{off}", type_, user, item, T0 + dt)
+        deltas = users.setdefault(user, UserState()).apply(ev, off, 4)
+        for p, group in route(deltas, 0, off, partitions).items():
+            result = apply_groups([group], parts[p], folded, CATEGORIES.get, HL, 3)
+            assert {partition_for(i, partitions) for i in result.states} <= {p}
+        for row in deltas.rows():
+            reference.setdefault(row[0], ItemState()).apply(row, HL, 3)
+    assert {k: (s.count, s.trend, s.last_ts, s.neighbours) for k, s in folded.items()} == {
+        k: (s.count, s.trend, s.last_ts, s.neighbours) for k, s in reference.items()
+    }

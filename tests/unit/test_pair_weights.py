@@ -26,7 +26,7 @@ def test_any_order_of_a_neighbours_weights_gives_the_same_score(
     deltas = []
     for n, (item, kind) in enumerate(history):
         event = Interaction(f"e{n}", kind, "u", f"i{item}", 1_600_000_000_000 + n)
-        deltas += [d for d in user.apply(event, n, 20) if d[3] is not None]
+        deltas += [d for d in user.apply(event, n, 20).rows() if d[3] is not None]
     for d in deltas:
         assert (d[1] * WEIGHT_GRID).is_integer()  # on the grid
     shuffled = deltas[:]
