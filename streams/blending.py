@@ -54,20 +54,27 @@ class _Votes:
 
     def __init__(self) -> None:
         self.score: dict[str, float] = {}
-        self.best: dict[str, tuple[float, str]] = {}
+        self.best: dict[str, float] = {}  # the strongest single vote
+        self.reason: dict[str, str] = {}  # ... and where it came from
 
     def add(self, lst: ScoredList, weight: float, reason: str) -> None:
         if not lst or weight <= 0:
             return
         top = float(lst[0][1]) or 1.0
-        score, best = self.score, self.best  # locals: this runs ~800 times per user list
-        score_of, best_of = score.get, best.get
+        # locals: this runs ~800 times per user list, mostly for a candidate's first vote
+        score, best, reasons = self.score, self.best, self.reason
+        score_of = score.get
         for item, raw in lst:
             vote = weight * float(raw) / top
-            score[item] = score_of(item, 0.0) + vote
-            held = best_of(item)
-            if held is None or vote > held[0]:
-                best[item] = (vote, reason)
+            held = score_of(item)
+            if held is None:
+                score[item] = best[item] = vote
+                reasons[item] = reason
+            else:
+                score[item] = held + vote
+                if vote > best[item]:
+                    best[item] = vote
+                    reasons[item] = reason
 
 
 def blend(
@@ -109,4 +116,4 @@ def blend(
     ranked = sorted(scores.items(), key=lambda kv: (-kv[1], kv[0]))
     eligible = (kv for kv in ranked if kv[0] not in exclude and available(kv[0]))
     chosen = diversify(eligible, catalog, k, category_cap)
-    return [Rec(item, score, votes.best[item][1]) for item, score in chosen]
+    return [Rec(item, score, votes.reason[item]) for item, score in chosen]
