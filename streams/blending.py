@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from streams.models.rerank import Rule, apply_rules, diversify
+from streams.ranked import best_first
 from streams.user_state import BOUGHT, VIEWED
 
 ScoredList = Sequence[Sequence[Any]]  # [[item_id, score], ...] best first
@@ -113,7 +114,6 @@ def blend(
     if rules:
         scores = {i: apply_rules(v, catalog(i), rules) for i, v in scores.items()}
         scores = {i: v for i, v in scores.items() if v > 0}
-    ranked = sorted(scores.items(), key=lambda kv: (-kv[1], kv[0]))
-    eligible = (kv for kv in ranked if kv[0] not in exclude and available(kv[0]))
+    eligible = (kv for kv in best_first(scores) if kv[0] not in exclude and available(kv[0]))
     chosen = diversify(eligible, catalog, k, category_cap)
     return [Rec(item, score, votes.reason[item]) for item, score in chosen]

@@ -25,9 +25,11 @@ from __future__ import annotations
 import heapq
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from itertools import islice
 from typing import Any
 
 from streams import decay
+from streams.ranked import best_first
 from streams.user_state import Delta
 
 
@@ -113,9 +115,7 @@ class ItemState:
 
     def top(self, relation: str, n: int) -> list[tuple[str, float]]:
         """The ``n`` strongest neighbours in ``relation`` with their summed weights, best first."""
-        scores = self.neighbours.get(relation, {})
-        ranked = sorted(scores.items(), key=lambda kv: (-kv[1], kv[0]))
-        return ranked[:n]
+        return list(islice(best_first(self.neighbours.get(relation, {})), n))
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form for the table changelog."""

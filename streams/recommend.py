@@ -15,6 +15,7 @@ from streams import trending
 from streams.blending import DEFAULT_WEIGHTS, BlendWeights, Rec, ScoredList, blend
 from streams.item_state import ItemState, scored_list
 from streams.models.rerank import Rule
+from streams.ranked import best_first
 from streams.user_state import BOUGHT, VIEWED, UserState
 
 ANCHORS = 10  # recent items whose lists feed a user's list
@@ -122,7 +123,7 @@ def item_list(
     on which other items share its partition. ``half_life_s`` is not used by neighbour
     lists: it stays in the signature shared with the trending lists' callers.
     """
-    ranked = state.top(relation, len(state.neighbours.get(relation, ())))
+    ranked = best_first(state.neighbours.get(relation, {}))
     return first_available(((i, round(s, 4)) for i, s in ranked), catalog, n)
 
 

@@ -13,6 +13,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from streams.ranked import best_first
+
 GLOBAL = ""  # the category key of the all-categories list
 
 
@@ -53,7 +55,7 @@ class TopK:
 
     def ranked(self) -> list[tuple[str, float]]:
         """Entries best first; ties broken by key so the order is deterministic."""
-        return sorted(self.scores.items(), key=lambda kv: (-kv[1], kv[0]))
+        return list(best_first(self.scores))
 
 
 @dataclass(slots=True)
