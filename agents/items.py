@@ -134,6 +134,9 @@ class MergeTrending:
     publisher: Publisher
     max_ts: int = 0
 
+    def __post_init__(self) -> None:
+        self._catalog_get = reader(self.catalog)
+
     async def handle(self, event: Any) -> None:
         """Store one partition's changed lists and republish those categories.
 
@@ -174,7 +177,7 @@ class MergeTrending:
             }
             t_list, p_list = (
                 trending_list(
-                    found, cat, kind, s.trending_size, self.catalog.get, ref, s.half_life_s
+                    found, cat, kind, s.trending_size, self._catalog_get, ref, s.half_life_s
                 )
                 for kind in ("t", "p")
             )

@@ -44,6 +44,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from agents.log_ends import fetched_ends, plain_consumer
 from agents.metrics import ANN, TABLE_KEYS, WORKER
 from agents.publisher import Publisher
+from agents.tables import reader
 from streams.models.replica import (
     INDEX,
     Neighbours,
@@ -95,7 +96,7 @@ class ItemVectorReplica:
         self.topic = topics.item_vectors
         self.catalog_topic = topics.catalog.name
         self.publisher = publisher
-        self.catalog = catalog
+        self._catalog_get = reader(catalog)
         self.dim = VectorParams().dim
         self.replica = VectorReplica(replica_params(settings))
         self.pool = ThreadPoolExecutor(1, thread_name_prefix="item-vectors")
@@ -172,7 +173,7 @@ class ItemVectorReplica:
             if neighbours is None:
                 gone.append(keys.similar(item))
                 continue
-            rows = first_available(neighbours, self.catalog.get, k)
+            rows = first_available(neighbours, self._catalog_get, k)
             writes.append((keys.similar(item), encode_list(rows, computed, newest), ttl))
         return writes, gone
 

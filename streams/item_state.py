@@ -86,7 +86,8 @@ class ItemState:
                 scores[other] = before + weight
 
     def neighbour(self, relation: str, other: str, weight: float, neighbours_kept: int) -> None:
-        """:meth:`gain` for one pair."""
+        """:meth:`gain` for one pair, without its iterator: the items that gain an
+        interaction's item get one pair each, about 13 per event."""
         scores = self.neighbours.get(relation)
         if scores is None:
             scores = self.neighbours[relation] = {}
