@@ -21,10 +21,12 @@ and ``VectorIndex``'s lock for any other reader).
 
 Lists: a worker writes the similar-items lists of the items of the catalogue partitions
 it owns (an item's vector is written on the partition of its catalogue record), so each
-list has one writer. Stale lists (changed items and their neighbours) are written after
-each coalesced flush. After catching up, and whenever the worker gains partitions, it
-writes every list of the partitions gained; so a restart or a rebalance republishes what
-a crashed worker may have left half done.
+list has one writer. Stale lists (changed items and their neighbours) are written once
+the records pause, or after a second while they keep coming (``StaleLists``): during a
+bulk load of the catalogue, each flush would otherwise recompute nearly every list.
+After catching up, and whenever the worker gains partitions, it writes every list of the
+partitions gained; so a restart or a rebalance republishes what a crashed worker may have
+left half done.
 """
 
 from __future__ import annotations
@@ -49,6 +51,7 @@ from streams.models.replica import (
     INDEX,
     Neighbours,
     ReplicaParams,
+    StaleLists,
     VectorReplica,
     decode_value,
 )
@@ -124,6 +127,7 @@ class ItemVectorReplica:
         behind = {tp: end for tp, end in ends.items() if end > 0}
         started = time.monotonic()
         owned: set[int] = set()
+        waiting = StaleLists()
         while True:
             polled = await consumer.getmany(timeout_ms=POLL_MS, max_records=MAX_RECORDS)
             records = self._decode(m for batch in polled.values() for m in batch)
@@ -150,8 +154,14 @@ class ItemVectorReplica:
             gained, owned = now_owned - owned, now_owned
             if gained:
                 stale |= set(await self._run(self.replica.items, self._in(gained)))
-            mine = [i for i in stale if partition_for(i, self.topic.partitions) in owned]
-            await self.publish(sorted(mine))
+            waiting.add(stale, time.monotonic())
+            if waiting.due(time.monotonic(), idle=not records):
+                began = time.monotonic()
+                n = self.topic.partitions
+                await self.publish(
+                    sorted(i for i in waiting.take() if partition_for(i, n) in owned)
+                )
+                waiting.took(time.monotonic() - began)
 
     async def publish(self, items: Sequence[str]) -> None:
         """Write the similar-items lists of ``items``; remove those of deleted items."""

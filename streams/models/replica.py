@@ -14,7 +14,7 @@ executor thread, so the event loop is never blocked by a flush or a rebuild).
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -230,3 +230,45 @@ class VectorReplica:
         """Every item indexed (live), optionally only those ``keep`` accepts."""
         ids = self.index.ids
         return [ids[lb] for lb in self.index.indexed if keep is None or keep(ids[lb])]
+
+
+@dataclass(slots=True)
+class StaleLists:
+    """Lists marked stale by :meth:`VectorReplica.step`, waiting to be recomputed.
+
+    While vector records keep coming (a catalogue loaded in bulk), nearly every flush
+    reaches nearly every list: new items score into them, and equal content vectors tie
+    with a list's last score. Recomputing after each flush cost O(items² / flush_size)
+    scans; recomputing once the records pause costs each list one scan. The lists are
+    due when a poll found no record, or when the oldest has waited
+    ``max(min_wait_s, the last recompute's duration)``: a steady trickle still gets its
+    lists within that time, and a long bulk load spends at most half the replica's time
+    recomputing lists that the next records would make stale again.
+    """
+
+    min_wait_s: float = 1.0
+    items: set[str] = field(default_factory=set)
+    since: float | None = None  # when the oldest waiting list was marked
+    last_took_s: float = 0.0
+
+    def add(self, items: Iterable[str], now: float) -> None:
+        """Mark ``items``' lists stale at ``now`` (seconds, any monotonic clock)."""
+        before = len(self.items)
+        self.items.update(items)
+        if self.since is None and len(self.items) > before:
+            self.since = now
+
+    def due(self, now: float, idle: bool) -> bool:
+        """True when the waiting lists should be recomputed now."""
+        if self.since is None:
+            return False
+        return idle or now - self.since >= max(self.min_wait_s, self.last_took_s)
+
+    def take(self) -> set[str]:
+        """The waiting lists, emptying the set; report the recompute's time to :meth:`took`."""
+        items, self.items, self.since = self.items, set(), None
+        return items
+
+    def took(self, seconds: float) -> None:
+        """How long the last recompute (and publication) of the taken lists took."""
+        self.last_took_s = seconds

@@ -8,6 +8,7 @@ import pytest
 from streams.models.index import IndexParams
 from streams.models.replica import (
     ReplicaParams,
+    StaleLists,
     VectorReplica,
     content_encoder,
     content_record,
@@ -196,3 +197,65 @@ def test_lists_kept_current_from_stale_sets_equal_fresh_ones(seed: int) -> None:
         current = {i: found for i, found in published.items() if found is not None}
         assert current == replica.lists(sorted(current)), f"step {step}"
         assert set(current) == set(replica.items())
+
+
+def _changes(
+    rng: np.random.Generator, centres: np.ndarray, step: int
+) -> list[tuple[VectorRecord, int]]:
+    changes = []
+    for _ in range(int(rng.integers(1, 4))):
+        item = f"i{int(rng.integers(40))}"
+        if rng.random() < 0.15:
+            changes.append((VectorRecord(item, None), step))
+        else:
+            v = centres[rng.integers(4)] + rng.normal(scale=0.6, size=32)
+            v = np.round(v / np.linalg.norm(v), 2)
+            v = v / np.linalg.norm(v)
+            changes.append((VectorRecord(item, tuple(v.tolist())), step))
+    return changes
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_stale_sets_gathered_over_flushes_still_give_fresh_lists(seed: int) -> None:
+    """Lists recomputed only now and then, from the union of the stale sets since the
+    last time (StaleLists), equal a fresh computation whenever they are recomputed."""
+    rng = np.random.default_rng(seed)
+    centres = rng.normal(size=(4, 32))
+    replica = VectorReplica(ReplicaParams(list_size=4))
+    waiting = StaleLists(min_wait_s=3.0)
+    published: dict[str, list[tuple[str, float]] | None] = {}
+    recomputed = 0
+    for step in range(80):
+        stale = replica.step(_changes(rng, centres, step), now_ms=step * 2_000)
+        waiting.add(stale, now=float(step))
+        if waiting.due(float(step), idle=rng.random() < 0.2):
+            recomputed += 1
+            published.update(replica.lists(sorted(waiting.take())))
+            current = {i: found for i, found in published.items() if found is not None}
+            assert current == replica.lists(sorted(current)), f"step {step}"
+            assert set(current) == set(replica.items())
+    assert 10 < recomputed < 60  # the schedule did gather several flushes at a time
+
+
+def test_stale_lists_wait_while_records_keep_coming() -> None:
+    waiting = StaleLists(min_wait_s=1.0)
+    assert not waiting.due(0.0, idle=True)  # nothing waits
+    waiting.add([], now=0.0)
+    assert not waiting.due(5.0, idle=True)  # nothing marked: the clock did not start
+    waiting.add(["a"], now=10.0)
+    waiting.add(["b"], now=10.6)  # the oldest one's time counts
+    assert not waiting.due(10.9, idle=False)
+    assert waiting.due(10.9, idle=True)  # the records paused
+    assert waiting.due(11.0, idle=False)  # the oldest waited min_wait_s
+    assert waiting.take() == {"a", "b"}
+    assert not waiting.due(100.0, idle=True)
+    assert waiting.items == set()
+
+
+def test_a_slow_recompute_stretches_the_wait() -> None:
+    waiting = StaleLists(min_wait_s=1.0)
+    waiting.took(4.0)  # the last recompute took 4 s: wait as long before the next
+    waiting.add(["a"], now=0.0)
+    assert not waiting.due(3.9, idle=False)
+    assert waiting.due(4.0, idle=False)
+    assert waiting.due(0.1, idle=True)
