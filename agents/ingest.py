@@ -1,8 +1,9 @@
 """Ingest of interactions: decode, dead-letter the bad, update user state, ship item deltas.
 
 One batch of raw messages becomes: dead-letter envelopes (awaited), one table write per
-touched user, one item-delta message per item partition (awaited) and one pipelined
-Redis write of the touched users' lists. Only then are the messages acknowledged.
+touched user, one item-delta message per item partition (awaited; split when large) and
+one pipelined Redis write of the touched users' lists. Only then are the messages
+acknowledged.
 """
 
 from __future__ import annotations
@@ -23,11 +24,14 @@ from agents.tables import put_all, reader
 from agents.user_lists import UserLists
 from schemas.codec import decode_interaction
 from schemas.errors import DecodeError
-from streams.item_side import Group, encode_groups, route
+from streams.item_side import Group, encode_messages, route
 from streams.settings import Settings
 from streams.user_state import UserState
 
 AGENT = "ingest_interactions"
+# Half the producer's default request limit (1,000,000 B): an item-delta message of a
+# large batch is split below it (messages of one partition keep their order).
+MAX_DELTA_MESSAGE_BYTES = 500_000
 
 
 @dataclass
@@ -96,8 +100,9 @@ class IngestInteractions:
         applied again after restart and the item side drops the repeated deltas.
         """
         sends = [
-            await self.item_deltas.send(key=str(p).encode(), value=encode_groups(g), partition=p)
+            await self.item_deltas.send(key=str(p).encode(), value=raw, partition=p)
             for p, g in groups.items()
+            for raw in encode_messages(g, MAX_DELTA_MESSAGE_BYTES)
         ]
         await asyncio.gather(*sends)
         await put_all((self.users, p, uid, state) for uid, (p, state) in touched.items())

@@ -61,6 +61,21 @@ def encode_groups(groups: Iterable[Group]) -> bytes:
     return orjson.dumps(list(groups))
 
 
+def encode_messages(groups: Sequence[Group], max_bytes: int) -> list[bytes]:
+    """Wire messages of one item partition's groups, in order, none over ``max_bytes``.
+
+    A batch's groups usually fit one message. A large batch (catching up), long ids or
+    a small partition count can make that message larger than the producer or broker
+    accepts; it is then halved until every part fits. A single group too large alone
+    (about 60 pairs of 256-character ids would be needed) is sent as it is.
+    """
+    raw = encode_groups(groups)
+    if len(raw) <= max_bytes or len(groups) <= 1:
+        return [raw]
+    half = len(groups) // 2
+    return encode_messages(groups[:half], max_bytes) + encode_messages(groups[half:], max_bytes)
+
+
 def decode_groups(raw: bytes) -> list[Any]:
     """Inverse of :func:`encode_groups`; groups stay as decoded lists."""
     groups: list[Any] = orjson.loads(raw)

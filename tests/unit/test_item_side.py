@@ -18,6 +18,7 @@ from streams.item_side import (
     apply_groups,
     decode_groups,
     encode_groups,
+    encode_messages,
     route,
 )
 from streams.item_state import ItemState
@@ -86,6 +87,23 @@ def test_groups_wire_round_trip() -> None:
     groups = _groups()
     assert decode_groups(encode_groups(groups)) == [list(group) for group in groups]
     assert decode_groups(encode_groups([])) == []
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.lists(st.text(min_size=1, max_size=40), max_size=80), st.integers(40, 2_000))
+def test_large_batches_split_into_messages_under_the_limit_in_order(
+    ids: list[str], max_bytes: int
+) -> None:
+    groups = [
+        g(0, off, T0 + off, item, 1.0, ahead={VIEWED: [ids[0], 0.5] * 3})
+        for off, item in enumerate(ids)
+    ]
+    messages = encode_messages(groups, max_bytes)
+    assert [x for raw in messages for x in decode_groups(raw)] == [list(x) for x in groups]
+    for raw in messages:  # every part fits, unless it is one group too large alone
+        assert len(raw) <= max_bytes or len(decode_groups(raw)) == 1
+    if len(encode_groups(groups)) <= max_bytes:
+        assert len(messages) == 1  # a batch that fits is not split
 
 
 def test_decoded_groups_fold_as_built_ones_do() -> None:
