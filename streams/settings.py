@@ -52,7 +52,7 @@ class Settings:
     data_dir: Path = Path("../shared/data")
     # ingest
     max_event_bytes: int = 16_384
-    batch_size: int = 1_000
+    batch_size: int = 3_000
     batch_within_s: float = 0.05
     # per-user state
     recent_size: int = 20
