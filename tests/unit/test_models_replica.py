@@ -173,32 +173,6 @@ def test_a_list_never_computed_here_is_not_reported() -> None:
     assert stale <= {"s0", "s9"}
 
 
-@pytest.mark.parametrize("seed", range(8))
-def test_lists_kept_current_from_stale_sets_equal_fresh_ones(seed: int) -> None:
-    """The live loop (apply, rewrite the stale lists) keeps every published list equal to
-    a fresh computation, so a replay publishes what the live run left (exact scans)."""
-    rng = np.random.default_rng(seed)
-    centres = rng.normal(size=(4, 32))
-    replica = VectorReplica(ReplicaParams(list_size=4))
-    published: dict[str, list[tuple[str, float]] | None] = {}
-    for step in range(60):
-        changes = []
-        for _ in range(int(rng.integers(1, 4))):
-            item = f"i{int(rng.integers(40))}"
-            if rng.random() < 0.15:
-                changes.append((VectorRecord(item, None), step))
-            else:
-                v = centres[rng.integers(4)] + rng.normal(scale=0.6, size=32)
-                v = np.round(v / np.linalg.norm(v), 2)  # rounding makes ties
-                v = v / np.linalg.norm(v)
-                changes.append((VectorRecord(item, tuple(v.tolist())), step))
-        stale = replica.step(changes, now_ms=step * 2_000)
-        published.update(replica.lists(sorted(stale)))
-        current = {i: found for i, found in published.items() if found is not None}
-        assert current == replica.lists(sorted(current)), f"step {step}"
-        assert set(current) == set(replica.items())
-
-
 def _changes(
     rng: np.random.Generator, centres: np.ndarray, step: int
 ) -> list[tuple[VectorRecord, int]]:
@@ -209,10 +183,26 @@ def _changes(
             changes.append((VectorRecord(item, None), step))
         else:
             v = centres[rng.integers(4)] + rng.normal(scale=0.6, size=32)
-            v = np.round(v / np.linalg.norm(v), 2)
+            v = np.round(v / np.linalg.norm(v), 2)  # rounding makes ties
             v = v / np.linalg.norm(v)
             changes.append((VectorRecord(item, tuple(v.tolist())), step))
     return changes
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_lists_kept_current_from_stale_sets_equal_fresh_ones(seed: int) -> None:
+    """The live loop (apply, rewrite the stale lists) keeps every published list equal to
+    a fresh computation, so a replay publishes what the live run left (exact scans)."""
+    rng = np.random.default_rng(seed)
+    centres = rng.normal(size=(4, 32))
+    replica = VectorReplica(ReplicaParams(list_size=4))
+    published: dict[str, list[tuple[str, float]] | None] = {}
+    for step in range(60):
+        stale = replica.step(_changes(rng, centres, step), now_ms=step * 2_000)
+        published.update(replica.lists(sorted(stale)))
+        current = {i: found for i, found in published.items() if found is not None}
+        assert current == replica.lists(sorted(current)), f"step {step}"
+        assert set(current) == set(replica.items())
 
 
 @pytest.mark.parametrize("seed", range(8))
