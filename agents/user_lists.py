@@ -100,8 +100,12 @@ class UserLists:
         return self.experiment.arm(user_id)
 
     async def publish(self, users: Mapping[str, UserState]) -> None:
-        """Build and write the lists of ``users``; each is re-checked after ``settle_s``."""
-        if not users:
+        """Build and write the lists of ``users``; each is re-checked after ``settle_s``.
+
+        With ``lists_on_refresh`` nothing is written: :meth:`refresh_all` builds every list
+        once the log is drained.
+        """
+        if not users or self.settings.lists_on_refresh:
             return
         records = await self.build(users)
         await self._write(records)

@@ -138,7 +138,12 @@ def replay(settings: Settings, timeout: float = 3600.0, start_ms: int | None = N
         skipped = start_at(settings, start_ms)
         click.echo(f"starting at {start_ms} ms: skipping {skipped} records per topic")
     log = Path(settings.state_dir) / f"replay-v{settings.version}.log"
-    worker = WorkerProcess(settings, log, worker_id=f"replay{settings.version}")
+    # Nobody reads the new namespace before the refresh below builds every list.
+    worker = WorkerProcess(
+        dataclasses.replace(settings, lists_on_refresh=True),
+        log,
+        worker_id=f"replay{settings.version}",
+    )
     try:
         total = None
         with tqdm(desc=f"replaying into v{settings.version}", unit="msg") as bar:

@@ -67,6 +67,10 @@ class Settings:
     item_ttl_s: int = 30 * 86_400
     version_ttl_s: int = 7 * 86_400
     settle_s: float = 10.0
+    # Write user lists only when a refresh asks (``kapparec replay`` sets it for its
+    # worker): a namespace nobody reads yet gets each list once, at the end, instead of
+    # after every batch that touched the user.
+    lists_on_refresh: bool = False
     flush_interval_s: float = 0.5
     # The item side folds item deltas for up to this long before it writes the touched
     # items' states and lists: under live traffic a busy item is then written once per
@@ -296,6 +300,7 @@ _PARSERS: dict[str, Callable[[str], Any]] = {
     "item_ttl_s": _positive_int,
     "version_ttl_s": _positive_int,
     "settle_s": float,
+    "lists_on_refresh": _bool,
     "flush_interval_s": _positive_float,
     "item_flush_s": _positive_float,
     "variant": _name,

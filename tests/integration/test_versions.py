@@ -12,7 +12,8 @@ import pytest
 import redis
 
 from agents.admin import ensure_topics
-from agents.control import refresh_when_drained
+from agents.control import refresh_when_drained, request_refresh
+from agents.lag import wait_caught_up
 from agents.producer import produce
 from agents.versions import VersionError, promote, replay, start_at
 from infra.workers import WorkerProcess
@@ -93,6 +94,31 @@ def test_replay_into_v2_is_identical_and_promotion_switches_readers(
         assert r.ttl(Keys(v1.namespace, 2).prefix + old_user) > v1.version_ttl_s
     finally:
         live.stop()
+
+
+def test_a_replaying_worker_writes_user_lists_only_when_a_refresh_asks(
+    make_settings: Callable[..., Settings], namespace: str, tmp_path: Path
+) -> None:
+    s = make_settings(topic_prefix=f"{namespace}.", settle_s=1.0, session_timeout_s=6.0)
+    s = dataclasses.replace(s, lists_on_refresh=True)
+    ensure_topics(s.kafka_bootstrap, build_topics(s).all())
+    events = rees46_head(800)
+    assert produce(s, events, progress=False).ok
+    r = redis.Redis.from_url(s.redis_url)
+    keys = Keys(s.namespace, s.version)
+    worker = WorkerProcess(s, tmp_path / "replay.log", worker_id="replay")
+    try:
+        wait_caught_up(s, 180)
+        drained = _lists(r, keys)
+        assert any(k.startswith("bought:") or k.startswith("viewed:") for k in drained)
+        assert not any(k.startswith("user:") for k in drained)
+        request_refresh(s)
+        wait_caught_up(s, 180)
+    finally:
+        worker.stop()
+    ref = LocalPipeline(s)
+    ref.apply_all(events)
+    assert_lists_match(s, ref)  # each list built once, at the end, as a live worker's
 
 
 def test_replay_from_a_time_reads_interactions_from_there_and_the_whole_catalogue(
