@@ -20,6 +20,7 @@ from typing import Any
 
 from faust.serializers import codecs
 from faust.stores.memory import Store as MemoryStore
+from faust.tables.globaltable import GlobalTable
 
 YIELD_EVERY = 256  # writes serialised between two turns of the event loop
 
@@ -45,7 +46,14 @@ async def put(table: Any, partition: int, key: str, value: Any) -> Awaitable[Any
     Faust's own table writes are fire-and-forget, and an offset committed before its
     state reached the changelog loses that state on restart.
     """
-    table.data[key] = value
+    store = table.data
+    store[key] = value
+    if isinstance(store, MemoryStore) and not isinstance(table, GlobalTable):
+        # The memory store forgets, after each rebalance, the keys of partitions the
+        # worker no longer owns, but it knows a key's partition only from changelog
+        # recovery. Without this, keys written here would outlive a revoked partition,
+        # and a refresh would republish the lists of users another worker now owns.
+        store._key_partition[key] = partition
     key_codec, value_codec = _codecs(table.key_serializer, table.value_serializer)
     future: Awaitable[Any] = await table.app.producer.send(
         table.changelog_topic.get_topic_name(),
@@ -56,6 +64,11 @@ async def put(table: Any, partition: int, key: str, value: Any) -> Awaitable[Any
         None,
     )
     return future
+
+
+def codecs_of(table: Any) -> tuple[Any, Any]:
+    """The key and value codecs of ``table``'s changelog records."""
+    return _codecs(table.key_serializer, table.value_serializer)
 
 
 @cache

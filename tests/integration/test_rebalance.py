@@ -18,10 +18,11 @@ from agents.lag import wait_caught_up
 from agents.metrics import TABLE_KEYS, field, gauges_key
 from agents.producer import produce
 from infra.workers import WorkerProcess
+from schemas.events import CatalogItem, Interaction
 from streams.pipeline import LocalPipeline
 from streams.settings import Settings
 from streams.sources import synthetic
-from streams.topics import TABLE_USERS
+from streams.topics import TABLE_CATALOG, TABLE_USERS
 from tests.integration.test_pipeline import assert_lists_match, drain, settings, workers
 
 __all__ = ["settings", "workers"]  # fixtures shared with test_pipeline
@@ -40,6 +41,27 @@ def _wait_owning(
             assert worker.alive, worker.tail()
             assert time.monotonic() < deadline, f"{name} never owned users:\n{worker.tail()}"
             time.sleep(0.2)
+    finally:
+        r.close()
+
+
+def _held(settings: Settings, names: tuple[str, ...], table: str) -> dict[str, int]:
+    """Keys of ``table`` each worker holds, once their gauges were flushed after now."""
+    r = redis.Redis.from_url(settings.redis_url)
+    try:
+        time.sleep(2 * settings.metrics_flush_s + 0.5)  # gauges from after the last batch
+        return {
+            n: int(
+                float(
+                    r.hget(
+                        gauges_key(settings.namespace, n),
+                        field(TABLE_KEYS, "", str(settings.version), n, table),
+                    )
+                    or 0
+                )
+            )
+            for n in names
+        }
     finally:
         r.close()
 
@@ -74,6 +96,13 @@ def test_worker_joins_then_leaves_gives_single_worker_lists(
     # its own state back when it leaves.
     assert produce(settings, parts[2], progress=False).ok
     wait_caught_up(settings, 240, on_poll=both_alive)
+    # Each user is held by exactly one worker: w1 dropped the users of the partitions it
+    # handed over (else a refresh on w1 would republish them from a stale state).
+    seen = {e.user_id for part in parts[:3] for e in part if isinstance(e, Interaction)}
+    assert sum(_held(settings, ("w1", "w2"), TABLE_USERS).values()) == len(seen)
+    # And each holds the whole catalogue, whichever worker's catalogue agent wrote it.
+    items = {e.item_id for part in parts[:3] for e in part if isinstance(e, CatalogItem)}
+    assert _held(settings, ("w1", "w2"), TABLE_CATALOG) == {"w1": len(items), "w2": len(items)}
     assert produce(settings, parts[3], progress=False).ok
     assert second.stop(grace_s=15.0) is not None  # leaves mid-stream: back to w1
     drain(settings, first, timeout=240)
