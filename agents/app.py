@@ -22,6 +22,7 @@ from redis.exceptions import RedisError
 
 from agents import codecs, faust_batches, faust_fetch, faust_livelock, faust_seek, log_ends
 from agents.catalog import IngestCatalog
+from agents.catalog_follower import CatalogFollower
 from agents.dead_letters import DeadLetters
 from agents.experiments import Experiments, wire_experiments
 from agents.ingest import IngestInteractions
@@ -126,8 +127,8 @@ def build_app(settings: Settings) -> Runtime:
     n = settings.partitions
 
     def table(name: str, value: str, partitions: int = n, glob: bool = False) -> Any:
-        factory = app.GlobalTable if glob else app.Table
         schema = faust.Schema(key_serializer=codecs.STR, value_serializer=value)
+        factory = app.GlobalTable if glob else app.Table
         t = factory(name, schema=schema, partitions=partitions)
         # Faust derives a table's own serializers from key_type/value_type, not from the
         # schema, and registering the table already built its changelog topic with them.
@@ -156,12 +157,19 @@ def build_app(settings: Settings) -> Runtime:
     )
     item_deltas = _raw_topic(app, topics.item_deltas.name)
     trending_topic = _raw_topic(app, topics.trending_partials.name)
+    follower = CatalogFollower(settings, catalog)
     rt = Runtime(
         app=app,
         topics=topics,
         publisher=publisher,
         ingest=IngestInteractions(
-            settings, users, item_deltas, dead_letters, user_lists, trending_topic
+            settings,
+            users,
+            item_deltas,
+            dead_letters,
+            user_lists,
+            trending_topic,
+            catalog_synced=follower.synced,
         ),
         items=AggregateItems(settings, items, parts, catalog, trending_topic, publisher),
         catalog=IngestCatalog(
@@ -172,7 +180,9 @@ def build_app(settings: Settings) -> Runtime:
             item_deltas,
             _raw_topic(app, topics.item_vectors.name),
         ),
-        trending=MergeTrending(settings, partials, catalog, publisher),
+        trending=MergeTrending(
+            settings, partials, catalog, publisher, catalog_synced=follower.synced
+        ),
         dead_letters=dead_letters,
         user_lists=user_lists,
         vectors=ItemVectorReplica(app, settings, topics, publisher, catalog),
@@ -186,9 +196,12 @@ def build_app(settings: Settings) -> Runtime:
         rt.ingest.handle,
         source_batches,
         within,
+        follower.caught_up,
     )
     item_within = max(within, settings.item_flush_s)
-    _batch_agent(app, item_deltas, "aggregate_items", rt.items.handle, 512, item_within)
+    _batch_agent(
+        app, item_deltas, "aggregate_items", rt.items.handle, 512, item_within, follower.caught_up
+    )
     _batch_agent(
         app,
         _raw_topic(app, topics.catalog.name),
@@ -196,15 +209,29 @@ def build_app(settings: Settings) -> Runtime:
         rt.catalog.handle_batch,
         source_batches,
         within,
+        follower.caught_up,
     )
     # Partials are merged one by one, so waiting to gather more coalesces nothing: the
     # item side's window already bounds how often they come.
-    _batch_agent(app, trending_topic, "merge_trending", _each(rt.trending.handle), 256, within)
+    _batch_agent(
+        app,
+        trending_topic,
+        "merge_trending",
+        _each(rt.trending.handle),
+        256,
+        within,
+        follower.caught_up,
+    )
 
     if settings.split:
         # A second reader of interactions (and the only one of impressions): it costs a
         # Faust pass per event, so it runs only while an A/B test is set up.
         rt.experiments = wire_experiments(app, settings, topics, publisher, dead_letters, table)
+
+    @app.task
+    async def follow_catalog() -> None:
+        # Every worker applies the other workers' catalogue writes (agents/catalog_follower.py).
+        await _guard(app, "follow_catalog", follower.run)
 
     @app.task
     async def replicate_item_vectors() -> None:
@@ -264,6 +291,7 @@ def _batch_agent(
     handle: Callable[[Sequence[Any]], Awaitable[None]],
     size: int,
     within: float,
+    ready: asyncio.Event | None = None,
 ) -> None:
     async def agent(stream: faust.StreamT) -> None:
         # take_events acknowledges a batch when the next one is requested, i.e. after
@@ -271,6 +299,8 @@ def _batch_agent(
         # acknowledges the batch in its cleanup when the agent is cancelled (a graceful
         # stop), so a batch must not be cut short: see _finish.
         async for events in stream.take_events(size, within):
+            if ready is not None and not ready.is_set():
+                await ready.wait()  # the catalogue copy is whole (agents/catalog_follower.py)
             await _finish(app, name, _guard(app, name, handle, events))
 
     agent.__name__ = name

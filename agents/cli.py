@@ -261,13 +261,20 @@ def demo(data_dir: Path | None, users: int) -> None:
     help="earliest, or a time (ISO 8601 or epoch ms): interactions from their first "
     "offset at or after it; the catalogue is always read from the start",
 )
+@click.option(
+    "--workers",
+    type=click.IntRange(min=1),
+    default=1,
+    show_default=True,
+    help="worker processes sharing the replay (useful up to the partition count)",
+)
 @friendly
-def replay(version: int, start: str) -> None:
+def replay(version: int, start: str, workers: int) -> None:
     """Reprocess the log into VERSION (own group, tables and Redis namespace)."""
     from agents.versions import parse_start
     from agents.versions import replay as run_replay
 
-    run_replay(settings_from_env(version=version), start_ms=parse_start(start))
+    run_replay(settings_from_env(version=version), start_ms=parse_start(start), workers=workers)
 
 
 @main.command()

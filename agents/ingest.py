@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -44,6 +44,8 @@ class IngestInteractions:
     dead_letters: DeadLetters
     user_lists: UserLists
     trending_partials: faust.TopicT | None = None
+    # Waits until this worker's catalogue copy holds every record written so far.
+    catalog_synced: Callable[[], Awaitable[bool]] | None = None
     refreshed: set[bytes | None] = field(default_factory=set)
 
     def __post_init__(self) -> None:
@@ -82,6 +84,8 @@ class IngestInteractions:
             self.user_lists.publish({u: s for u, (_, s) in touched.items()}),
         )
         if refresh:
+            if self.catalog_synced is not None:
+                await self.catalog_synced()
             await self.user_lists.refresh_all(self.users)
             if self.trending_partials is not None:
                 # Drained before the request: every trending partial is merged already.

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
 from functools import partial
 from typing import Any
@@ -133,6 +133,8 @@ class MergeTrending:
     catalog: Any  # faust GlobalTable[str, dict]
     publisher: Publisher
     max_ts: int = 0
+    # Waits until this worker's catalogue copy holds every record written so far.
+    catalog_synced: Callable[[], Awaitable[bool]] | None = None
 
     def __post_init__(self) -> None:
         self._catalog_get = reader(self.catalog)
@@ -145,6 +147,8 @@ class MergeTrending:
         """
         msg = event.message
         if control_of(msg.headers) == REFRESH:
+            if self.catalog_synced is not None:
+                await self.catalog_synced()
             await self._publish(self._categories())
             return
         data = orjson.loads(msg.value)

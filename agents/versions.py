@@ -118,16 +118,25 @@ def _offset_at(consumer: Consumer, tp: TopicPartition, start_ms: int) -> int:
     return first_offset_at(ts_of, low, high, start_ms)
 
 
-def replay(settings: Settings, timeout: float = 3600.0, start_ms: int | None = None) -> None:
-    """Run a worker of ``settings.version`` from the start of the log until it has caught up.
+def replay(
+    settings: Settings,
+    timeout: float = 3600.0,
+    start_ms: int | None = None,
+    workers: int = 1,
+) -> None:
+    """Run ``workers`` workers of ``settings.version`` from the start of the log until caught up.
 
     With ``start_ms``, interactions are read from that event time on (see :func:`start_at`).
+    The workers share one consumer group, so each replays its share of the partitions
+    (at most one worker per partition does work).
 
     Shows the remaining lag; when drained, recomputes every list (a refresh), so the new
-    namespace holds exactly what the log implies. The worker is stopped afterwards:
+    namespace holds exactly what the log implies. The workers are stopped afterwards:
     deploy workers of the new version to keep it current before promoting.
     """
     require(settings, "kafka_bootstrap", "redis_url")
+    if workers < 1:
+        raise VersionError(f"--workers must be at least 1, not {workers}")
     # The progress check reads the version's internal topics before its worker is up.
     ensure_topics(
         settings.kafka_bootstrap,
@@ -137,21 +146,26 @@ def replay(settings: Settings, timeout: float = 3600.0, start_ms: int | None = N
     if start_ms is not None:
         skipped = start_at(settings, start_ms)
         click.echo(f"starting at {start_ms} ms: skipping {skipped} records per topic")
-    log = Path(settings.state_dir) / f"replay-v{settings.version}.log"
     # Nobody reads the new namespace before the refresh below builds every list.
-    worker = WorkerProcess(
-        dataclasses.replace(settings, lists_on_refresh=True),
-        log,
-        worker_id=f"replay{settings.version}",
-    )
+    quiet = dataclasses.replace(settings, lists_on_refresh=True)
+    state = Path(settings.state_dir)
+    pool = [
+        WorkerProcess(
+            quiet,
+            state / f"replay-v{settings.version}-{i}.log",
+            worker_id=f"replay{settings.version}-{i}",
+        )
+        for i in range(1, workers + 1)
+    ]
     try:
         total = None
         with tqdm(desc=f"replaying into v{settings.version}", unit="msg") as bar:
 
             def progress(lag: dict[str, int]) -> None:
                 nonlocal total
-                if not worker.alive:
-                    raise VersionError(f"replay worker exited:\n{worker.tail()}")
+                for worker in pool:
+                    if not worker.alive:
+                        raise VersionError(f"replay worker exited:\n{worker.tail()}")
                 left = sum(lag.values())
                 if total is None or left > total:
                     total = bar.total = left
@@ -162,7 +176,8 @@ def replay(settings: Settings, timeout: float = 3600.0, start_ms: int | None = N
             request_refresh(settings)
             wait_caught_up(settings, timeout, on_poll=progress)
     finally:
-        worker.stop()
+        for worker in pool:
+            worker.stop()
     click.echo(f"v{settings.version} caught up; promote with `kapparec promote {settings.version}`")
 
 

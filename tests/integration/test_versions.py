@@ -135,7 +135,7 @@ def test_replay_from_a_time_reads_interactions_from_there_and_the_whole_catalogu
 
     before = sum(1 for t in times if t < start)
     assert start_at(s, start)[build_topics(s).interactions.name] == before
-    replay(s, timeout=180)
+    replay(s, timeout=180, workers=2)  # two workers share the partitions
 
     ref = LocalPipeline(s)
     ref.apply_all(later)

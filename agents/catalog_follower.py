@@ -1,0 +1,115 @@
+"""Keeps every worker's copy of the catalogue whole while other workers write to it.
+
+The catalogue is a Faust ``GlobalTable``: each worker recovers every partition of its
+changelog at start and after each rebalance. In between, Faust applies only the writes
+the worker makes itself: changelog partitions that it owns are paused once recovered and
+nothing resumes them (faust-streaming issue 283), so a record that the catalogue agent
+of another worker writes never reaches this worker's copy. With two workers, each held
+about half the catalogue, and users' lists built on the other half lost their category
+candidates and stock filters.
+
+The follower is a plain aiokafka consumer with no group, assigned to every partition of
+the catalogue's changelog, that writes each record into the table's dict as it arrives.
+It reads from the earliest offset: starting at the end would miss what other workers
+write between the end of this worker's recovery and the follower's start (seen: 527 of
+648 items). Until it has read up to the ends it found at start, the worker's agents wait
+(:attr:`CatalogFollower.caught_up`), so no list is built on the older values it replays
+over what recovery loaded. Records a worker wrote itself come back with the value it
+already holds. :meth:`CatalogFollower.synced` waits until the follower has read every
+record written so far: a refresh calls it before it builds the final lists.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from typing import Any
+
+from aiokafka import AIOKafkaConsumer, TopicPartition
+
+from agents.log_ends import fetched_ends, plain_consumer
+from agents.tables import codecs_of
+from streams.settings import Settings
+
+log = logging.getLogger(__name__)
+POLL_MS = 200
+MAX_RECORDS = 5_000
+
+
+class CatalogFollower:
+    """Applies the catalogue changelog's new records to the worker's ``GlobalTable``."""
+
+    def __init__(self, settings: Settings, table: Any) -> None:
+        self.settings = settings
+        self.table = table
+        self.positions: dict[TopicPartition, int] = {}
+        self.applied = 0
+        self.caught_up = asyncio.Event()
+
+    def _consumer(self, suffix: str) -> AIOKafkaConsumer:
+        return plain_consumer(self.settings, f"{self.settings.app_id}-catalog-{suffix}")
+
+    async def _ends(self, consumer: AIOKafkaConsumer) -> dict[TopicPartition, int]:
+        tps = list(self.positions) or self._partitions()
+        return await fetched_ends(lambda: self._consumer("end"), await consumer.end_offsets(tps))
+
+    def _partitions(self) -> list[TopicPartition]:
+        name = self.table.changelog_topic.get_topic_name()
+        return [TopicPartition(name, p) for p in range(self.table.partitions)]
+
+    async def run(self) -> None:
+        """Follow the changelog from its current end until the worker stops."""
+        consumer = self._consumer("follower")
+        await consumer.start()
+        try:
+            tps = self._partitions()
+            consumer.assign(tps)
+            await consumer.seek_to_beginning(*tps)
+            start = await self._ends(consumer)
+            self.positions = dict.fromkeys(tps, 0)
+            key_codec, value_codec = codecs_of(self.table)
+            store = self.table.data.data  # the memory store's dict, as ``reader`` reads it
+            while True:
+                if not self.caught_up.is_set() and all(
+                    self.positions[tp] >= end for tp, end in start.items()
+                ):
+                    log.info("catalogue copy caught up: %d records", self.applied)
+                    self.caught_up.set()
+                polled = await consumer.getmany(timeout_ms=POLL_MS, max_records=MAX_RECORDS)
+                for tp, records in polled.items():
+                    for m in records:
+                        key = key_codec.loads(m.key)
+                        if m.value is None:
+                            store.pop(key, None)
+                        else:
+                            store[key] = value_codec.loads(m.value)
+                    if records:
+                        self.positions[tp] = records[-1].offset + 1
+                        self.applied += len(records)
+        finally:
+            await consumer.stop()
+
+    async def synced(self, timeout_s: float = 60.0) -> bool:
+        """Wait until every record written to the changelog so far has been applied.
+
+        Returns False (and logs) after ``timeout_s``: a refresh then goes on with what
+        the worker holds rather than stall.
+        """
+        deadline = time.monotonic() + timeout_s
+        try:
+            await asyncio.wait_for(self.caught_up.wait(), timeout_s)
+            probe = self._consumer("sync")
+            await probe.start()
+            try:
+                ends = await self._ends(probe)
+            finally:
+                await probe.stop()
+            while any(self.positions[tp] < end for tp, end in ends.items()):
+                if time.monotonic() > deadline:
+                    raise TimeoutError
+                await asyncio.sleep(0.05)
+        except TimeoutError:
+            log.warning("catalogue copy not in sync after %.0f s; refreshing anyway", timeout_s)
+            return False
+        return True
