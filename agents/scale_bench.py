@@ -494,8 +494,17 @@ def raw_consume(
     }
 
 
-def broker_run(events: int, replay_events: int, seed: int, state_dir: Path) -> dict[str, Any]:
-    """Produce to a fresh topic set of the running stack; read it raw and by ``kapparec replay``."""
+def broker_run(
+    events: int,
+    replay_events: int,
+    seed: int,
+    state_dir: Path,
+    replay_workers: Sequence[int] = (1,),
+) -> dict[str, Any]:
+    """Produce to a fresh topic set of the running stack; read it raw and by ``kapparec replay``.
+
+    Each count in ``replay_workers`` replays its own fresh copy of the same log.
+    """
     from agents.admin import ensure_topics
     from agents.bench import run_settings
     from agents.producer import produce
@@ -530,45 +539,50 @@ def broker_run(events: int, replay_events: int, seed: int, state_dir: Path) -> d
         s.kafka_bootstrap, topic, s.partitions, events, decode=True
     )
     if replay_events:
-        s2 = run_settings(base, state, "scalerp")
-        ensure_topics(s2.kafka_bootstrap, build_topics(s2).all())
-        produce(
-            s2,
-            synthetic(max(100, replay_events // 20), 10_000, replay_events, seed=seed),
-            progress=False,
-        )
-        env = {
-            **os.environ,
-            "KAPPAREC_STATE_DIR": str(state_dir),
-            "KAPPAREC_NAMESPACE": s2.namespace,
-            "KAPPAREC_TOPIC_PREFIX": s2.topic_prefix,
-        }
-        # v2's internal topics first: `replay` polls their lag before its worker made them.
-        subprocess.run(
-            [str(Path(sys.executable).with_name("kapparec")), "topics"],
-            env={**env, "KAPPAREC_VERSION": "2"},
-            check=True,
-            capture_output=True,
-            timeout=120,
-        )
-        t0 = time.perf_counter()
-        out = subprocess.run(
-            [str(Path(sys.executable).with_name("kapparec")), "replay", "--version", "2"],
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=1800,
-        )
-        wall = time.perf_counter() - t0
-        result["replay"] = {
-            "events": replay_events,
-            "catalog_records": 10_000,
-            "wall_s": round(wall, 1),
-            "events_per_s": round(replay_events / wall),
-            "returncode": out.returncode,
-            "tail": out.stdout[-300:] + out.stderr[-300:],
-        }
+        result["replay"] = [
+            _replay(base, state, state_dir, replay_events, seed, n) for n in replay_workers
+        ]
     return result
+
+
+def _replay(
+    base: Any, state: Any, state_dir: Path, n_events: int, seed: int, workers: int
+) -> dict[str, Any]:
+    """``kapparec replay --version 2 --workers N`` of a fresh log; wall time from launch."""
+    from agents.admin import ensure_topics
+    from agents.bench import run_settings
+    from agents.producer import produce
+    from streams.sources import synthetic
+    from streams.topics import build_topics
+
+    s = run_settings(base, state, f"scalerp{workers}")
+    ensure_topics(s.kafka_bootstrap, build_topics(s).all())
+    produce(s, synthetic(max(100, n_events // 20), 10_000, n_events, seed=seed), progress=False)
+    env = {
+        **os.environ,
+        "KAPPAREC_STATE_DIR": str(state_dir),
+        "KAPPAREC_NAMESPACE": s.namespace,
+        "KAPPAREC_TOPIC_PREFIX": s.topic_prefix,
+    }
+    command = ["replay", "--version", "2", "--workers", str(workers)]
+    t0 = time.perf_counter()
+    out = subprocess.run(
+        [str(Path(sys.executable).with_name("kapparec")), *command],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=1800,
+    )
+    wall = time.perf_counter() - t0
+    return {
+        "workers": workers,
+        "events": n_events,
+        "catalog_records": 10_000,
+        "wall_s": round(wall, 1),
+        "events_per_s": round(n_events / wall),
+        "returncode": out.returncode,
+        "tail": out.stdout[-300:] + out.stderr[-300:],
+    }
 
 
 # --- driver ----------------------------------------------------------------------------
@@ -608,6 +622,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     pb.add_argument("--events", type=int, default=200_000)
     pb.add_argument("--replay-events", type=int, default=20_000)
     pb.add_argument(
+        "--replay-workers",
+        default="1",
+        help="comma-separated worker counts, one replay of a fresh log each (e.g. 1,2)",
+    )
+    pb.add_argument(
         "--state-dir", type=Path, default=Path(os.environ.get("KAPPAREC_STATE_DIR", ".kapparec"))
     )
     pa = sub.add_parser("all", help="pipeline at 10k/100k/1M items, hnsw at 1M, redis")
@@ -625,7 +644,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     elif args.cmd == "redis":
         res = redis_run(args.url, args.data_dir, args.samples, args.seed)
     elif args.cmd == "broker":
-        res = broker_run(args.events, args.replay_events, args.seed, args.state_dir)
+        res = broker_run(
+            args.events,
+            args.replay_events,
+            args.seed,
+            args.state_dir,
+            [int(n) for n in args.replay_workers.split(",")],
+        )
     else:
         res = {
             "pipeline": [
