@@ -59,7 +59,7 @@ class CatalogFollower:
         return [TopicPartition(name, p) for p in range(self.table.partitions)]
 
     async def run(self) -> None:
-        """Follow the changelog from its current end until the worker stops."""
+        """Follow the changelog from its beginning until the worker stops."""
         consumer = self._consumer("follower")
         await consumer.start()
         try:
