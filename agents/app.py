@@ -297,10 +297,12 @@ def _batch_agent(
         # take_events acknowledges a batch when the next one is requested, i.e. after
         # handle() returned; a failing handle() never returns (see _guard). It also
         # acknowledges the batch in its cleanup when the agent is cancelled (a graceful
-        # stop), so a batch must not be cut short: see _finish.
+        # stop), so a batch must not be cut short: see _finish. Waiting for ``ready``
+        # happens before the first batch is taken, so a stop meanwhile acknowledges nothing.
+        if ready is not None and not ready.is_set():
+            log.info("%s: waiting for the catalogue copy to catch up", name)
+            await ready.wait()  # agents/catalog_follower.py
         async for events in stream.take_events(size, within):
-            if ready is not None and not ready.is_set():
-                await ready.wait()  # the catalogue copy is whole (agents/catalog_follower.py)
             await _finish(app, name, _guard(app, name, handle, events))
 
     agent.__name__ = name

@@ -15,7 +15,8 @@ write between the end of this worker's recovery and the follower's start (seen: 
 648 items). Until it has read up to the ends it found at start, the worker's agents wait
 (:attr:`CatalogFollower.caught_up`), so no list is built on the older values it replays
 over what recovery loaded. Records a worker wrote itself come back with the value it
-already holds. :meth:`CatalogFollower.synced` waits until the follower has read every
+already holds; a record older than the value held is skipped (:func:`apply_record`).
+:meth:`CatalogFollower.synced` waits until the follower has read every
 record written so far: a refresh calls it before it builds the final lists.
 """
 
@@ -27,6 +28,7 @@ import time
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.errors import KafkaError
 
 from agents.log_ends import fetched_ends, plain_consumer
 from agents.tables import codecs_of
@@ -77,16 +79,13 @@ class CatalogFollower:
                     log.info("catalogue copy caught up: %d records", self.applied)
                     self.caught_up.set()
                 polled = await consumer.getmany(timeout_ms=POLL_MS, max_records=MAX_RECORDS)
-                for tp, records in polled.items():
+                for records in polled.values():
                     for m in records:
-                        key = key_codec.loads(m.key)
-                        if m.value is None:
-                            store.pop(key, None)
-                        else:
-                            store[key] = value_codec.loads(m.value)
-                    if records:
-                        self.positions[tp] = records[-1].offset + 1
-                        self.applied += len(records)
+                        value = None if m.value is None else value_codec.loads(m.value)
+                        apply_record(store, key_codec.loads(m.key), value)
+                    self.applied += len(records)
+                for tp in tps:  # the next offset to read, past any offsets without a record
+                    self.positions[tp] = await consumer.position(tp)
         finally:
             await consumer.stop()
 
@@ -99,12 +98,7 @@ class CatalogFollower:
         deadline = time.monotonic() + timeout_s
         try:
             await asyncio.wait_for(self.caught_up.wait(), timeout_s)
-            probe = self._consumer("sync")
-            await probe.start()
-            try:
-                ends = await self._ends(probe)
-            finally:
-                await probe.stop()
+            ends = await asyncio.wait_for(self._probe_ends(), deadline - time.monotonic())
             while any(self.positions[tp] < end for tp, end in ends.items()):
                 if time.monotonic() > deadline:
                     raise TimeoutError
@@ -112,4 +106,39 @@ class CatalogFollower:
         except TimeoutError:
             log.warning("catalogue copy not in sync after %.0f s; refreshing anyway", timeout_s)
             return False
+        except KafkaError as exc:
+            log.warning("catalogue log ends unknown (%s); refreshing anyway", exc)
+            return False
         return True
+
+    async def _probe_ends(self) -> dict[TopicPartition, int]:
+        probe = self._consumer("sync")
+        await probe.start()
+        try:
+            return await self._ends(probe)
+        finally:
+            await probe.stop()
+
+
+def apply_record(store: dict[Any, Any], key: Any, value: Any) -> None:
+    """Apply one changelog record to a worker's catalogue copy.
+
+    A record older (by its ``ts``) than the value held is skipped: the worker's own
+    write of a newer value reaches its copy at once, while the follower may still be
+    reading older records of the same key. Applying them would show the older value
+    until the newer record comes by, and the catalogue agent, which compares an
+    incoming record with the value held, could then accept a late record that the
+    newer value should have turned away. A tombstone always deletes.
+    """
+    if value is None:
+        store.pop(key, None)
+        return
+    held = store.get(key)
+    if held is not None and _ts(held) > _ts(value):
+        return
+    store[key] = value
+
+
+def _ts(value: Any) -> int:
+    ts = value.get("ts", 0) if isinstance(value, dict) else 0
+    return ts if isinstance(ts, int) else 0

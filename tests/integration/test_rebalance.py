@@ -76,6 +76,15 @@ def _quarters(events: list[Any]) -> list[list[Any]]:
     return [events[a:b] for a, b in itertools.pairwise(cuts)]
 
 
+def _new_items(events: list[Any], n: int) -> list[CatalogItem]:
+    """``n`` catalogue records of items not seen before, timed at the first of ``events``."""
+    ts = min(e.ts for e in events)
+    return [
+        CatalogItem(item_id=f"late-{i}", ts=ts, title=f"late {i}", category="late.arrivals")
+        for i in range(n)
+    ]
+
+
 def test_worker_joins_then_leaves_gives_single_worker_lists(
     settings: Settings, workers: Callable[..., WorkerProcess]
 ) -> None:
@@ -93,7 +102,9 @@ def test_worker_joins_then_leaves_gives_single_worker_lists(
             assert w.alive, f"worker died:\n{w.tail()}"
 
     # Produced once w2 owns its partitions, so w2 processes its share of these and hands
-    # its own state back when it leaves.
+    # its own state back when it leaves. New catalogue records land on both workers'
+    # partitions: each worker's catalogue agent writes its own share of them.
+    parts[2] = _new_items(parts[2], 40) + parts[2]
     assert produce(settings, parts[2], progress=False).ok
     wait_caught_up(settings, 240, on_poll=both_alive)
     # Each user is held by exactly one worker: w1 dropped the users of the partitions it
