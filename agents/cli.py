@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import signal
 import sys
 from collections.abc import Callable
 from functools import wraps
@@ -274,6 +275,8 @@ def replay(version: int, start: str, workers: int) -> None:
     from agents.versions import parse_start
     from agents.versions import replay as run_replay
 
+    # A SIGTERM (a job runner's stop) unwinds like Ctrl-C, so the replay's workers stop too.
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
     run_replay(settings_from_env(version=version), start_ms=parse_start(start), workers=workers)
 
 

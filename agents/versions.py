@@ -9,6 +9,7 @@ TTL and age out.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -149,15 +150,22 @@ def replay(
     # Nobody reads the new namespace before the refresh below builds every list.
     quiet = dataclasses.replace(settings, lists_on_refresh=True)
     state = Path(settings.state_dir)
-    pool = [
-        WorkerProcess(
-            quiet,
-            state / f"replay-v{settings.version}-{i}.log",
-            worker_id=f"replay{settings.version}-{i}",
+    if workers > settings.partitions:
+        click.echo(
+            f"--workers {workers} is more than KAPPAREC_PARTITIONS={settings.partitions}; "
+            f"starting {settings.partitions} (a partition is read by one worker at a time)"
         )
-        for i in range(1, workers + 1)
-    ]
+        workers = settings.partitions
+    pool: list[WorkerProcess] = []
     try:
+        for i in range(1, workers + 1):
+            pool.append(
+                WorkerProcess(
+                    quiet,
+                    state / f"replay-v{settings.version}-{i}.log",
+                    worker_id=f"replay{settings.version}-{i}",
+                )
+            )
         total = None
         with tqdm(desc=f"replaying into v{settings.version}", unit="msg") as bar:
 
@@ -176,9 +184,26 @@ def replay(
             request_refresh(settings)
             wait_caught_up(settings, timeout, on_poll=progress)
     finally:
-        for worker in pool:
-            worker.stop()
+        stop_all(pool)
     click.echo(f"v{settings.version} caught up; promote with `kapparec promote {settings.version}`")
+
+
+def stop_all(pool: Sequence[WorkerProcess], grace_s: float = 15.0) -> None:
+    """Stop every worker of ``pool``: all are asked at once, then each is waited for.
+
+    One by one, N workers would take up to N grace periods, and a worker that failed to
+    stop would leave the rest running.
+    """
+    for worker in pool:
+        worker.signal_stop()
+    errors = []
+    for worker in pool:
+        try:
+            worker.stop(grace_s)
+        except Exception as exc:  # stop the others, then report
+            errors.append(f"{worker.log}: {exc}")
+    if errors:
+        raise VersionError("replay workers did not stop:\n" + "\n".join(errors))
 
 
 def promote(settings: Settings, version: int, force: bool = False) -> int | None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -34,6 +35,12 @@ class WorkerProcess:
     def alive(self) -> bool:
         """True while the process runs."""
         return self.proc.poll() is None
+
+    def signal_stop(self) -> None:
+        """SIGTERM without waiting: the start of a graceful stop (see :meth:`stop`)."""
+        if self.alive:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(self.proc.pid, signal.SIGTERM)
 
     def stop(self, grace_s: float = 15.0) -> int | None:
         """SIGTERM, then SIGKILL after ``grace_s`` (a worker without a broker may hang)."""
