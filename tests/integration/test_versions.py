@@ -14,6 +14,7 @@ import redis
 from agents.admin import ensure_topics
 from agents.control import refresh_when_drained, request_refresh
 from agents.lag import wait_caught_up
+from agents.metrics import TABLE_KEYS, field, gauges_key
 from agents.producer import produce
 from agents.versions import VersionError, promote, replay, start_at
 from infra.workers import WorkerProcess
@@ -22,7 +23,7 @@ from streams.pipeline import LocalPipeline
 from streams.serving import Keys
 from streams.settings import Settings
 from streams.sources import read_rees46
-from streams.topics import build_topics
+from streams.topics import TABLE_USERS, build_topics
 from tests.integration.test_pipeline import assert_lists_match
 
 REES46 = "rees46-multicategory-2019oct-head/2019-Oct_head17433.csv"
@@ -136,6 +137,22 @@ def test_replay_from_a_time_reads_interactions_from_there_and_the_whole_catalogu
     before = sum(1 for t in times if t < start)
     assert start_at(s, start)[build_topics(s).interactions.name] == before
     replay(s, timeout=180, workers=2)  # two workers share the partitions
+    # Both worked: each held users (their gauges outlive them by at least 10 s).
+    r = redis.Redis.from_url(s.redis_url)
+    try:
+        held = [
+            float(
+                r.hget(
+                    gauges_key(s.namespace, f"replay{s.version}-{i}"),
+                    field(TABLE_KEYS, "", str(s.version), f"replay{s.version}-{i}", TABLE_USERS),
+                )
+                or 0
+            )
+            for i in (1, 2)
+        ]
+    finally:
+        r.close()
+    assert all(n > 0 for n in held), held
 
     ref = LocalPipeline(s)
     ref.apply_all(later)
