@@ -184,15 +184,20 @@ def replay(
             request_refresh(settings)
             wait_caught_up(settings, timeout, on_poll=progress)
     finally:
-        stop_all(pool)
+        # Reported, not raised: an error that ended the replay stays the one shown.
+        unstopped = stop_all(pool)
+        for problem in unstopped:
+            click.echo(f"replay worker did not stop: {problem}", err=True)
+    if unstopped:
+        raise VersionError(f"{len(unstopped)} replay worker(s) did not stop; see above")
     click.echo(f"v{settings.version} caught up; promote with `kapparec promote {settings.version}`")
 
 
-def stop_all(pool: Sequence[WorkerProcess], grace_s: float = 15.0) -> None:
-    """Stop every worker of ``pool``: all are asked at once, then each is waited for.
+def stop_all(pool: Sequence[WorkerProcess], grace_s: float = 15.0) -> list[str]:
+    """Stop every worker of ``pool``; returns what went wrong, one line per worker.
 
-    One by one, N workers would take up to N grace periods, and a worker that failed to
-    stop would leave the rest running.
+    All are asked at once, then each is waited for: one by one, N workers would take up
+    to N grace periods, and a worker that failed to stop would leave the rest running.
     """
     for worker in pool:
         worker.signal_stop()
@@ -202,8 +207,7 @@ def stop_all(pool: Sequence[WorkerProcess], grace_s: float = 15.0) -> None:
             worker.stop(grace_s)
         except Exception as exc:  # stop the others, then report
             errors.append(f"{worker.log}: {exc}")
-    if errors:
-        raise VersionError("replay workers did not stop:\n" + "\n".join(errors))
+    return errors
 
 
 def promote(settings: Settings, version: int, force: bool = False) -> int | None:

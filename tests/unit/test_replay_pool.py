@@ -3,9 +3,7 @@
 from pathlib import Path
 from typing import Any, cast
 
-import pytest
-
-from agents.versions import VersionError, stop_all
+from agents.versions import stop_all
 
 
 class _Worker:
@@ -25,13 +23,12 @@ class _Worker:
 
 def test_all_workers_are_signalled_before_any_is_waited_for() -> None:
     calls: list[str] = []
-    stop_all(cast(Any, [_Worker("a", calls), _Worker("b", calls)]))
+    assert stop_all(cast(Any, [_Worker("a", calls), _Worker("b", calls)])) == []
     assert calls == ["term a", "term b", "wait a", "wait b"]
 
 
 def test_a_worker_that_does_not_stop_is_reported_after_the_others_are_stopped() -> None:
     calls: list[str] = []
     pool = [_Worker("a", calls, fails=True), _Worker("b", calls)]
-    with pytest.raises(VersionError, match=r"a\.log: still running"):
-        stop_all(cast(Any, pool))
+    assert stop_all(cast(Any, pool)) == ["a.log: still running"]
     assert calls[-1] == "wait b"
