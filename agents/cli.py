@@ -267,7 +267,7 @@ def demo(data_dir: Path | None, users: int) -> None:
     type=click.IntRange(min=1),
     default=1,
     show_default=True,
-    help="worker processes sharing the replay (useful up to the partition count)",
+    help="worker processes sharing the replay (at most the partition count are started)",
 )
 @friendly
 def replay(version: int, start: str, workers: int) -> None:
