@@ -22,7 +22,7 @@ from redis.exceptions import RedisError
 
 from agents import codecs, faust_batches, faust_fetch, faust_livelock, faust_seek, log_ends
 from agents.catalog import IngestCatalog
-from agents.catalog_follower import CatalogFollower
+from agents.catalog_follower import CatalogFollower, monotone_recovery
 from agents.dead_letters import DeadLetters
 from agents.experiments import Experiments, wire_experiments
 from agents.ingest import IngestInteractions
@@ -158,6 +158,7 @@ def build_app(settings: Settings) -> Runtime:
     item_deltas = _raw_topic(app, topics.item_deltas.name)
     trending_topic = _raw_topic(app, topics.trending_partials.name)
     follower = CatalogFollower(settings, catalog)
+    monotone_recovery(catalog)
     rt = Runtime(
         app=app,
         topics=topics,

@@ -25,10 +25,12 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.errors import KafkaError
+from faust.stores.memory import Store as MemoryStore
 
 from agents.log_ends import fetched_ends, plain_consumer
 from agents.tables import codecs_of
@@ -118,6 +120,36 @@ class CatalogFollower:
             return await self._ends(probe)
         finally:
             await probe.stop()
+
+
+def monotone_recovery(table: Any) -> None:
+    """Make Faust's changelog recovery of ``table`` apply records as the follower does.
+
+    Faust recovers a ``GlobalTable`` again after each rebalance, from where its last
+    recovery stopped up to the log end it finds then, and writes every record over the
+    value held. The follower may already have applied newer records of the same keys
+    (written after that log end): recovery would take those keys back to older values,
+    and the follower, past them, would not restore them. Through :func:`apply_record`
+    neither reader can take a key back in time, whatever order they run in.
+    """
+    store = table.data
+    if not isinstance(store, MemoryStore):
+        return
+    held, partitions = store.data, store._key_partition
+
+    def apply_changelog_batch(
+        batch: Iterable[Any], to_key: Callable[[Any], Any], to_value: Callable[[Any], Any]
+    ) -> None:
+        for event in batch:
+            key = to_key(event.key)
+            if event.message.value is None:
+                apply_record(held, key, None)
+                partitions.pop(key, None)
+            else:
+                apply_record(held, key, to_value(event.value))
+                partitions[key] = event.message.partition
+
+    store.apply_changelog_batch = apply_changelog_batch  # type: ignore[method-assign]
 
 
 def apply_record(store: dict[Any, Any], key: Any, value: Any) -> None:

@@ -1,8 +1,11 @@
 """How a worker's catalogue copy takes the changelog records its follower reads."""
 
+from types import SimpleNamespace
 from typing import Any
 
-from agents.catalog_follower import apply_record
+from faust.stores.memory import Store as MemoryStore
+
+from agents.catalog_follower import apply_record, monotone_recovery
 
 
 def test_a_record_replaces_an_older_value_and_a_new_key_is_added() -> None:
@@ -39,3 +42,35 @@ def test_values_without_a_time_are_applied_in_log_order() -> None:
     store: dict[Any, Any] = {"a": {"name": "first"}}
     apply_record(store, "a", {"name": "second"})
     assert store["a"] == {"name": "second"}
+
+
+class _Message:
+    def __init__(self, value: Any, partition: int) -> None:
+        self.value, self.partition = value, partition
+
+
+class _Event:
+    """A changelog event as Faust's recovery hands it to the store."""
+
+    def __init__(self, key: str, value: dict[str, Any] | None, partition: int = 0) -> None:
+        self.key, self.value = key, value
+        self.message = _Message(None if value is None else b"raw", partition)
+
+
+def _memory_table(data: dict[Any, Any]) -> Any:
+    store = MemoryStore.__new__(MemoryStore)  # the real class, without an app around it
+    store.data, store._key_partition = data, {}
+    return SimpleNamespace(data=store)
+
+
+def test_recovery_does_not_take_a_key_back_to_an_older_value() -> None:
+    # The follower already applied a newer record than the ones recovery re-reads.
+    table = _memory_table({"a": {"ts": 20, "category": "new"}})
+    monotone_recovery(table)
+    batch = [_Event("a", {"ts": 10, "category": "old"}), _Event("b", {"ts": 5}, partition=3)]
+    table.data.apply_changelog_batch(batch, lambda k: k, lambda v: v)
+    assert table.data.data == {"a": {"ts": 20, "category": "new"}, "b": {"ts": 5}}
+    assert table.data._key_partition == {"a": 0, "b": 3}
+    table.data.apply_changelog_batch([_Event("b", None)], lambda k: k, lambda v: v)
+    assert table.data.data == {"a": {"ts": 20, "category": "new"}}
+    assert table.data._key_partition == {"a": 0}
