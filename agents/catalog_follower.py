@@ -39,6 +39,7 @@ from streams.settings import Settings
 log = logging.getLogger(__name__)
 POLL_MS = 200
 MAX_RECORDS = 5_000
+PROGRESS_EVERY_S = 10.0
 
 
 class CatalogFollower:
@@ -74,12 +75,18 @@ class CatalogFollower:
             self.positions = dict.fromkeys(tps, 0)
             key_codec, value_codec = codecs_of(self.table)
             store = self.table.data.data  # the memory store's dict, as ``reader`` reads it
+            log.info("catalogue copy: %d records to read", sum(start.values()))
+            next_report = time.monotonic() + PROGRESS_EVERY_S
             while True:
-                if not self.caught_up.is_set() and all(
-                    self.positions[tp] >= end for tp, end in start.items()
-                ):
-                    log.info("catalogue copy caught up: %d records", self.applied)
-                    self.caught_up.set()
+                if not self.caught_up.is_set():
+                    left = sum(max(0, end - self.positions[tp]) for tp, end in start.items())
+                    if not left:
+                        log.info("catalogue copy caught up: %d records", self.applied)
+                        self.caught_up.set()
+                    elif time.monotonic() >= next_report:
+                        # The worker's agents wait meanwhile: say how far it has come.
+                        log.info("catalogue copy: %d records read, %d to go", self.applied, left)
+                        next_report += PROGRESS_EVERY_S
                 polled = await consumer.getmany(timeout_ms=POLL_MS, max_records=MAX_RECORDS)
                 for records in polled.values():
                     for m in records:
