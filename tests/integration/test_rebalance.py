@@ -47,9 +47,14 @@ def _wait_owning(
 
 def _held(settings: Settings, names: tuple[str, ...], table: str) -> dict[str, int]:
     """Keys of ``table`` each worker holds, once their gauges were flushed after now."""
+    time.sleep(2 * settings.metrics_flush_s + 0.5)  # gauges from after the last batch
+    return table_keys(settings, names, table)
+
+
+def table_keys(settings: Settings, names: tuple[str, ...], table: str) -> dict[str, int]:
+    """Keys of ``table`` each worker held at its last gauge flush (0 once they expired)."""
     r = redis.Redis.from_url(settings.redis_url)
     try:
-        time.sleep(2 * settings.metrics_flush_s + 0.5)  # gauges from after the last batch
         return {
             n: int(
                 float(

@@ -14,7 +14,6 @@ import redis
 from agents.admin import ensure_topics
 from agents.control import refresh_when_drained, request_refresh
 from agents.lag import wait_caught_up
-from agents.metrics import TABLE_KEYS, field, gauges_key
 from agents.producer import produce
 from agents.versions import VersionError, promote, replay, start_at
 from infra.workers import WorkerProcess
@@ -25,6 +24,7 @@ from streams.settings import Settings
 from streams.sources import read_rees46
 from streams.topics import TABLE_USERS, build_topics
 from tests.integration.test_pipeline import assert_lists_match
+from tests.integration.test_rebalance import table_keys
 
 REES46 = "rees46-multicategory-2019oct-head/2019-Oct_head17433.csv"
 
@@ -139,21 +139,8 @@ def test_replay_from_a_time_reads_interactions_from_there_and_the_whole_catalogu
     assert start_at(s, start)[build_topics(s).interactions.name] == before
     replay(s, timeout=180, workers=2)  # two workers share the partitions
     # Both worked: each held users.
-    r = redis.Redis.from_url(s.redis_url)
-    try:
-        held = [
-            float(
-                r.hget(
-                    gauges_key(s.namespace, f"replay{s.version}-{i}"),
-                    field(TABLE_KEYS, "", str(s.version), f"replay{s.version}-{i}", TABLE_USERS),
-                )
-                or 0
-            )
-            for i in (1, 2)
-        ]
-    finally:
-        r.close()
-    assert all(n > 0 for n in held), held
+    held = table_keys(s, (f"replay{s.version}-1", f"replay{s.version}-2"), TABLE_USERS)
+    assert all(n > 0 for n in held.values()), held
 
     ref = LocalPipeline(s)
     ref.apply_all(later)
