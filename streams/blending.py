@@ -48,34 +48,37 @@ class Rec:
 
 
 _PREFIX = {BOUGHT: "b:", VIEWED: "v:"}
+_NONE = float("-inf")
 
 
-class _Votes:
-    """Accumulates scores per candidate and remembers each one's strongest reason."""
-
-    def __init__(self) -> None:
-        self.score: dict[str, float] = {}
-        self.best: dict[str, float] = {}  # the strongest single vote
-        self.reason: dict[str, str] = {}  # ... and where it came from
-
-    def add(self, lst: ScoredList, weight: float, reason: str) -> None:
-        if not lst or weight <= 0:
-            return
+def _sum_votes(sources: Sequence[tuple[ScoredList, float, str]]) -> dict[str, float]:
+    """Each candidate's summed votes: ``weight * score / top score of the list``."""
+    scores: dict[str, float] = {}
+    score_of = scores.get  # this runs ~800 times per user list
+    for lst, weight, _ in sources:
         top = float(lst[0][1]) or 1.0
-        # locals: this runs ~800 times per user list, mostly for a candidate's first vote
-        score, best, reasons = self.score, self.best, self.reason
-        score_of = score.get
         for item, raw in lst:
-            vote = weight * float(raw) / top
-            held = score_of(item)
-            if held is None:
-                score[item] = best[item] = vote
-                reasons[item] = reason
-            else:
-                score[item] = held + vote
-                if vote > best[item]:
+            scores[item] = score_of(item, 0.0) + weight * raw / top
+    return scores
+
+
+def _reasons(sources: Sequence[tuple[ScoredList, float, str]], chosen: set[str]) -> dict[str, str]:
+    """Where each chosen candidate's strongest single vote came from (the first on ties).
+
+    Found once the list is chosen: a second pass over the votes that looks only at the
+    chosen few is cheaper than tracking the strongest vote of all ~800 candidates.
+    """
+    best: dict[str, float] = {}
+    reasons: dict[str, str] = {}
+    for lst, weight, reason in sources:
+        top = float(lst[0][1]) or 1.0
+        for item, raw in lst:
+            if item in chosen:
+                vote = weight * raw / top
+                if vote > best.get(item, _NONE):
                     best[item] = vote
                     reasons[item] = reason
+    return reasons
 
 
 def blend(
@@ -100,20 +103,21 @@ def blend(
     hides the item); ``category_cap`` > 0 allows at most that many items per category,
     filling up from the rest when too few categories are left.
     """
-    votes = _Votes()
+    sources: list[tuple[ScoredList, float, str]] = []
     for rank, anchor in enumerate(recent):
         a = weights.recency**rank
         for relation, w in ((BOUGHT, weights.bought), (VIEWED, weights.viewed)):
-            lst = neighbours.get(relation, {}).get(anchor)
-            if lst:
-                votes.add(lst, a * w, _PREFIX[relation] + anchor)
+            lst = neighbours.get(relation, {}).get(anchor) or []
+            sources.append((lst, a * w, _PREFIX[relation] + anchor))
     for cat, lst in category_trending.items():
-        votes.add(lst, weights.category, "c:" + cat)
-    votes.add(trending, weights.trending, "t")
-    scores = votes.score
+        sources.append((lst, weights.category, "c:" + cat))
+    sources.append((trending, weights.trending, "t"))
+    sources = [src for src in sources if src[0] and src[1] > 0]
+    scores = _sum_votes(sources)
     if rules:
         scores = {i: apply_rules(v, catalog(i), rules) for i, v in scores.items()}
         scores = {i: v for i, v in scores.items() if v > 0}
     eligible = (kv for kv in best_first(scores) if kv[0] not in exclude and available(kv[0]))
     chosen = diversify(eligible, catalog, k, category_cap)
-    return [Rec(item, score, votes.reason[item]) for item, score in chosen]
+    reasons = _reasons(sources, {item for item, _ in chosen})
+    return [Rec(item, score, reasons[item]) for item, score in chosen]
