@@ -40,6 +40,10 @@ log = logging.getLogger(__name__)
 POLL_MS = 200
 MAX_RECORDS = 5_000
 PROGRESS_EVERY_S = 10.0
+# A worker whose copy takes longer than this says so at the default log level (warning):
+# its agents process nothing meanwhile, and a copy that does not move means the
+# catalogue's changelog cannot be read.
+WARN_AFTER_S = 60.0
 
 
 class CatalogFollower:
@@ -76,16 +80,23 @@ class CatalogFollower:
             key_codec, value_codec = codecs_of(self.table)
             store = self.table.data.data  # the memory store's dict, as ``reader`` reads it
             log.info("catalogue copy: %d records to read", sum(start.values()))
-            next_report = time.monotonic() + PROGRESS_EVERY_S
+            began = time.monotonic()
+            next_report = began + PROGRESS_EVERY_S
             while True:
                 if not self.caught_up.is_set():
                     left = sum(max(0, end - self.positions[tp]) for tp, end in start.items())
                     if not left:
                         log.info("catalogue copy caught up: %d records", self.applied)
                         self.caught_up.set()
-                    elif time.monotonic() >= next_report:
+                    elif (now := time.monotonic()) >= next_report:
                         # The worker's agents wait meanwhile: say how far it has come.
-                        log.info("catalogue copy: %d records read, %d to go", self.applied, left)
+                        log.log(
+                            progress_level(now - began),
+                            "catalogue copy: %d records read, %d to go; agents waiting %.0f s",
+                            self.applied,
+                            left,
+                            now - began,
+                        )
                         next_report += PROGRESS_EVERY_S
                 polled = await consumer.getmany(timeout_ms=POLL_MS, max_records=MAX_RECORDS)
                 for records in polled.values():
@@ -127,6 +138,11 @@ class CatalogFollower:
             return await self._ends(probe)
         finally:
             await probe.stop()
+
+
+def progress_level(waited_s: float) -> int:
+    """The log level of a progress report: info at first, warning past ``WARN_AFTER_S``."""
+    return logging.WARNING if waited_s >= WARN_AFTER_S else logging.INFO
 
 
 def monotone_recovery(table: Any) -> None:

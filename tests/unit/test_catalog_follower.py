@@ -1,11 +1,19 @@
 """How a worker's catalogue copy takes the changelog records its follower reads."""
 
+import logging
+from dataclasses import fields
 from types import SimpleNamespace
 from typing import Any
 
 from faust.stores.memory import Store as MemoryStore
 
-from agents.catalog_follower import apply_record, monotone_recovery
+from agents.catalog_follower import (
+    WARN_AFTER_S,
+    apply_record,
+    monotone_recovery,
+    progress_level,
+)
+from streams.settings import Settings
 
 
 def test_a_record_replaces_an_older_value_and_a_new_key_is_added() -> None:
@@ -74,3 +82,12 @@ def test_recovery_does_not_take_a_key_back_to_an_older_value() -> None:
     table.data.apply_changelog_batch([_Event("b", None)], lambda k: k, lambda v: v)
     assert table.data.data == {"a": {"ts": 20, "category": "new"}}
     assert table.data._key_partition == {"a": 0}
+
+
+def test_a_long_wait_for_the_copy_is_reported_at_the_default_level() -> None:
+    # Workers log at warning by default: a copy that takes long must show up there.
+    assert progress_level(10.0) == logging.INFO
+    assert progress_level(WARN_AFTER_S) == logging.WARNING
+    (default_name,) = (f.default for f in fields(Settings) if f.name == "log_level")
+    default = logging.getLevelName(str(default_name).upper())
+    assert progress_level(WARN_AFTER_S) >= default > progress_level(0.0)
