@@ -22,7 +22,7 @@ from redis.exceptions import RedisError
 
 from agents import codecs, faust_batches, faust_fetch, faust_livelock, faust_seek, log_ends
 from agents.catalog import IngestCatalog
-from agents.catalog_follower import CatalogFollower, monotone_recovery
+from agents.catalog_follower import CatalogCopy, CatalogFollower
 from agents.dead_letters import DeadLetters
 from agents.experiments import Experiments, wire_experiments
 from agents.ingest import IngestInteractions
@@ -126,10 +126,9 @@ def build_app(settings: Settings) -> Runtime:
     )
     n = settings.partitions
 
-    def table(name: str, value: str, partitions: int = n, glob: bool = False) -> Any:
+    def table(name: str, value: str, partitions: int = n) -> Any:
         schema = faust.Schema(key_serializer=codecs.STR, value_serializer=value)
-        factory = app.GlobalTable if glob else app.Table
-        t = factory(name, schema=schema, partitions=partitions)
+        t = app.Table(name, schema=schema, partitions=partitions)
         # Faust derives a table's own serializers from key_type/value_type, not from the
         # schema, and registering the table already built its changelog topic with them.
         # Set ours and drop that topic: it is rebuilt on first use, before recovery starts.
@@ -140,7 +139,8 @@ def build_app(settings: Settings) -> Runtime:
     users = table(TABLE_USERS, codecs.USER_STATE)
     items = table(TABLE_ITEMS, codecs.ITEM_STATE)
     parts = table(TABLE_ITEM_PARTS, codecs.PARTITION_STATE)
-    catalog = table(TABLE_CATALOG, codecs.ORJSON, glob=True)
+    # Not a Faust table: every worker holds all of it, kept whole by its follower.
+    catalog = CatalogCopy(app, settings)
     partials = table(TABLE_TRENDING, codecs.ORJSON, partitions=1)
 
     publisher = Publisher(connect(settings.redis_url, **redis_options(settings)), settings)
@@ -158,7 +158,6 @@ def build_app(settings: Settings) -> Runtime:
     item_deltas = _raw_topic(app, topics.item_deltas.name)
     trending_topic = _raw_topic(app, topics.trending_partials.name)
     follower = CatalogFollower(settings, catalog)
-    monotone_recovery(catalog)
     rt = Runtime(
         app=app,
         topics=topics,
@@ -180,6 +179,8 @@ def build_app(settings: Settings) -> Runtime:
             publisher,
             item_deltas,
             _raw_topic(app, topics.item_vectors.name),
+            catalog_synced=follower.synced,
+            rebalances=lambda: app.rebalancing_count,
         ),
         trending=MergeTrending(
             settings, partials, catalog, publisher, catalog_synced=follower.synced

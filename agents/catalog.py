@@ -1,5 +1,6 @@
-"""Catalog ingest: item metadata into a GlobalTable (every worker filters with it) and Redis,
-and the item's content vector into the item-vectors topic.
+"""Catalog ingest: item metadata into the worker's catalogue copy and its changelog (every
+worker filters with it, see agents/catalog_follower.py) and Redis, and the item's content
+vector into the item-vectors topic.
 
 The content vector is written here, by the owner of the item's catalogue partition, so a
 new item reaches every worker's HNSW replica (and so the similar-items lists) before
@@ -11,7 +12,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -39,12 +40,18 @@ class IngestCatalog:
     """Handles batches of raw catalog messages."""
 
     settings: Settings
-    catalog: Any  # faust GlobalTable[str, dict]
+    catalog: Any  # agents.catalog_follower.CatalogCopy
     dead_letters: DeadLetters
     publisher: Publisher
     item_deltas: faust.TopicT
     item_vectors: faust.TopicT
     encoder: ContentEncoder = field(default_factory=content_encoder)
+    # Waits until the catalogue copy holds every record written so far, and counts the
+    # worker's rebalances: after one, partitions another worker wrote until then may be
+    # this worker's now, and their records are compared with the copy's values.
+    catalog_synced: Callable[[], Awaitable[bool]] | None = None
+    rebalances: Callable[[], int] = lambda: 0
+    _synced_at: int = field(default=-1, init=False)
 
     async def handle_batch(self, events: Sequence[Any]) -> None:
         """Apply a batch; returns once its table writes, messages and Redis writes are durable.
@@ -53,6 +60,9 @@ class IngestCatalog:
         awaited once per batch (one acknowledgement wait per record made catalogue ingest
         the slowest stage: 50 ms a record behind the other agents' sends).
         """
+        if self.catalog_synced is not None and self._synced_at != (n := self.rebalances()):
+            await self.catalog_synced()
+            self._synced_at = n
         pending: list[Any] = []  # futures of changelog and vector sends
         rejected: list[tuple[Any, DecodeError]] = []
         moves: dict[int, list[list[str]]] = defaultdict(list)  # item partition -> moves

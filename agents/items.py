@@ -36,7 +36,7 @@ class AggregateItems:
     settings: Settings
     items: Any  # faust Table[str, ItemState]
     parts: Any  # faust Table[str, PartitionState]
-    catalog: Any  # faust GlobalTable[str, dict]
+    catalog: Any  # agents.catalog_follower.CatalogCopy
     trending_partials: faust.TopicT
     publisher: Publisher
 
@@ -130,7 +130,7 @@ class MergeTrending:
 
     settings: Settings
     partials: Any  # faust Table[str, dict]: "<partition>/<category>" -> {"t": [...], "p": [...]}
-    catalog: Any  # faust GlobalTable[str, dict]
+    catalog: Any  # agents.catalog_follower.CatalogCopy
     publisher: Publisher
     max_ts: int = 0
     # Waits until this worker's catalogue copy holds every record written so far.

@@ -20,7 +20,6 @@ from typing import Any
 
 from faust.serializers import codecs
 from faust.stores.memory import Store as MemoryStore
-from faust.tables.globaltable import GlobalTable
 
 YIELD_EVERY = 256  # writes serialised between two turns of the event loop
 
@@ -48,7 +47,7 @@ async def put(table: Any, partition: int, key: str, value: Any) -> Awaitable[Any
     """
     store = table.data
     store[key] = value
-    if isinstance(store, MemoryStore) and not isinstance(table, GlobalTable):
+    if isinstance(store, MemoryStore):
         # The memory store forgets, after each rebalance, the keys of partitions the
         # worker no longer owns, but it knows a key's partition only from changelog
         # recovery. Without this, keys written here would outlive a revoked partition,

@@ -92,7 +92,7 @@ class ItemVectorReplica:
         settings: Settings,
         topics: Topics,
         publisher: Publisher,
-        catalog: Any,  # faust GlobalTable[str, dict]: every worker holds all of it
+        catalog: Any,  # agents.catalog_follower.CatalogCopy: every worker holds all of it
     ) -> None:
         self.app = app
         self.settings = settings

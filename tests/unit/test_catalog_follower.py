@@ -2,18 +2,11 @@
 
 import logging
 from dataclasses import fields
-from types import SimpleNamespace
 from typing import Any
 
-from faust.stores.memory import Store as MemoryStore
-
-from agents.catalog_follower import (
-    WARN_AFTER_S,
-    apply_record,
-    monotone_recovery,
-    progress_level,
-)
-from streams.settings import Settings
+from agents.catalog import IngestCatalog
+from agents.catalog_follower import WARN_AFTER_S, apply_record, progress_level
+from streams.settings import Settings, load_settings
 
 
 def test_a_record_replaces_an_older_value_and_a_new_key_is_added() -> None:
@@ -52,38 +45,6 @@ def test_values_without_a_time_are_applied_in_log_order() -> None:
     assert store["a"] == {"name": "second"}
 
 
-class _Message:
-    def __init__(self, value: Any, partition: int) -> None:
-        self.value, self.partition = value, partition
-
-
-class _Event:
-    """A changelog event as Faust's recovery hands it to the store."""
-
-    def __init__(self, key: str, value: dict[str, Any] | None, partition: int = 0) -> None:
-        self.key, self.value = key, value
-        self.message = _Message(None if value is None else b"raw", partition)
-
-
-def _memory_table(data: dict[Any, Any]) -> Any:
-    store = MemoryStore.__new__(MemoryStore)  # the real class, without an app around it
-    store.data, store._key_partition = data, {}
-    return SimpleNamespace(data=store)
-
-
-def test_recovery_does_not_take_a_key_back_to_an_older_value() -> None:
-    # The follower already applied a newer record than the ones recovery re-reads.
-    table = _memory_table({"a": {"ts": 20, "category": "new"}})
-    monotone_recovery(table)
-    batch = [_Event("a", {"ts": 10, "category": "old"}), _Event("b", {"ts": 5}, partition=3)]
-    table.data.apply_changelog_batch(batch, lambda k: k, lambda v: v)
-    assert table.data.data == {"a": {"ts": 20, "category": "new"}, "b": {"ts": 5}}
-    assert table.data._key_partition == {"a": 0, "b": 3}
-    table.data.apply_changelog_batch([_Event("b", None)], lambda k: k, lambda v: v)
-    assert table.data.data == {"a": {"ts": 20, "category": "new"}}
-    assert table.data._key_partition == {"a": 0}
-
-
 def test_a_long_wait_for_the_copy_is_reported_at_the_default_level() -> None:
     # Workers log at warning by default: a copy that takes long must show up there.
     assert progress_level(10.0) == logging.INFO
@@ -91,3 +52,41 @@ def test_a_long_wait_for_the_copy_is_reported_at_the_default_level() -> None:
     (default_name,) = (f.default for f in fields(Settings) if f.name == "log_level")
     default = logging.getLevelName(str(default_name).upper())
     assert progress_level(WARN_AFTER_S) >= default > progress_level(0.0)
+
+
+class _Quiet:
+    """Dead letters and Redis for a batch that writes nothing."""
+
+    async def send_all(self, rejected: Any, agent: str) -> None:
+        assert not rejected
+
+    async def write(self, writes: Any) -> None:
+        assert not writes
+
+
+async def test_the_catalogue_agent_syncs_its_copy_once_after_each_rebalance() -> None:
+    # After a rebalance this worker may ingest partitions another worker wrote until
+    # then: its copy must hold their last records before it compares new ones with them.
+    rebalances, synced = [1], []
+
+    async def catalog_synced() -> bool:
+        synced.append(rebalances[0])
+        return True
+
+    agent = IngestCatalog(
+        load_settings(env={}),
+        {},
+        _Quiet(),  # type: ignore[arg-type]
+        _Quiet(),  # type: ignore[arg-type]
+        None,  # type: ignore[arg-type]
+        None,  # type: ignore[arg-type]
+        catalog_synced=catalog_synced,
+        rebalances=lambda: rebalances[0],
+    )
+    await agent.handle_batch([])
+    await agent.handle_batch([])
+    assert synced == [1]
+    rebalances[0] = 2
+    await agent.handle_batch([])
+    await agent.handle_batch([])
+    assert synced == [1, 2]
