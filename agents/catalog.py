@@ -60,8 +60,9 @@ class IngestCatalog:
         awaited once per batch (one acknowledgement wait per record made catalogue ingest
         the slowest stage: 50 ms a record behind the other agents' sends).
         """
-        if self.catalog_synced is not None and self._synced_at != (n := self.rebalances()):
-            await self.catalog_synced()
+        # A sync that failed (timeout, broker error) is tried again by the next batch.
+        n = self.rebalances()
+        if self.catalog_synced is not None and self._synced_at != n and await self.catalog_synced():
             self._synced_at = n
         pending: list[Any] = []  # futures of changelog and vector sends
         rejected: list[tuple[Any, DecodeError]] = []

@@ -2,10 +2,13 @@
 
 import logging
 from dataclasses import fields
+from types import SimpleNamespace
 from typing import Any
 
 from agents.catalog import IngestCatalog
 from agents.catalog_follower import WARN_AFTER_S, apply_record, progress_level
+from schemas.codec import encode
+from schemas.events import CatalogItem
 from streams.settings import Settings, load_settings
 
 
@@ -64,29 +67,63 @@ class _Quiet:
         assert not writes
 
 
-async def test_the_catalogue_agent_syncs_its_copy_once_after_each_rebalance() -> None:
-    # After a rebalance this worker may ingest partitions another worker wrote until
-    # then: its copy must hold their last records before it compares new ones with them.
-    rebalances, synced = [1], []
+def _catalogue_batch(*items: CatalogItem) -> list[Any]:
+    """Faust events of one catalogue partition, as the agent takes them."""
+    return [
+        SimpleNamespace(
+            message=SimpleNamespace(
+                key=item.item_id.encode(), value=encode(item), partition=0, offset=i, headers=[]
+            )
+        )
+        for i, item in enumerate(items)
+    ]
 
-    async def catalog_synced() -> bool:
-        synced.append(rebalances[0])
-        return True
 
-    agent = IngestCatalog(
+def _agent(copy: dict[str, Any], synced: Any, rebalances: list[int]) -> IngestCatalog:
+    return IngestCatalog(
         load_settings(env={}),
-        {},
+        copy,
         _Quiet(),  # type: ignore[arg-type]
         _Quiet(),  # type: ignore[arg-type]
+        None,  # type: ignore[arg-type]  # nothing may be sent: see the tests
         None,  # type: ignore[arg-type]
-        None,  # type: ignore[arg-type]
-        catalog_synced=catalog_synced,
+        catalog_synced=synced,
         rebalances=lambda: rebalances[0],
     )
+
+
+async def test_after_a_rebalance_records_are_compared_with_the_synced_copy() -> None:
+    # Another worker wrote X at ts 200 just before the partition became this worker's;
+    # the follower brings that record in when asked to sync. A late record of X at
+    # ts 100 must then be turned away (nothing written or sent), not compared with the
+    # copy as it was before the sync.
+    copy: dict[str, Any] = {}
+    rebalances, calls = [1], []
+
+    async def catalog_synced() -> bool:
+        calls.append(rebalances[0])
+        copy["X"] = {"item_id": "X", "ts": 200, "category": "new"}
+        return True
+
+    agent = _agent(copy, catalog_synced, rebalances)
+    await agent.handle_batch(_catalogue_batch(CatalogItem("X", 100, category="old")))
+    assert copy == {"X": {"item_id": "X", "ts": 200, "category": "new"}}
     await agent.handle_batch([])
-    await agent.handle_batch([])
-    assert synced == [1]
+    assert calls == [1]  # once per rebalance
     rebalances[0] = 2
     await agent.handle_batch([])
     await agent.handle_batch([])
-    assert synced == [1, 2]
+    assert calls == [1, 2]
+
+
+async def test_a_sync_that_failed_is_tried_again_by_the_next_batch() -> None:
+    answers, calls = [False, True], []
+
+    async def catalog_synced() -> bool:
+        calls.append(1)
+        return answers[len(calls) - 1]
+
+    agent = _agent({}, catalog_synced, [1])
+    for _ in range(3):
+        await agent.handle_batch([])
+    assert len(calls) == 2
