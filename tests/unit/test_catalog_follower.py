@@ -5,11 +5,16 @@ from dataclasses import fields
 from types import SimpleNamespace
 from typing import Any
 
+import faust
+
+from agents import codecs
 from agents.catalog import IngestCatalog
-from agents.catalog_follower import WARN_AFTER_S, apply_record, progress_level
+from agents.catalog_follower import WARN_AFTER_S, CatalogCopy, apply_record, progress_level
+from agents.tables import codecs_of
 from schemas.codec import encode
 from schemas.events import CatalogItem
 from streams.settings import Settings, load_settings
+from streams.topics import build_topics
 
 
 def test_a_record_replaces_an_older_value_and_a_new_key_is_added() -> None:
@@ -127,3 +132,17 @@ async def test_a_sync_that_failed_is_tried_again_by_the_next_batch() -> None:
     for _ in range(3):
         await agent.handle_batch([])
     assert len(calls) == 2
+
+
+def test_the_copy_logs_to_the_catalogue_changelog_that_is_created_up_front() -> None:
+    # Faust no longer declares this changelog: the copy must name the topic the
+    # registry creates, with its partition count, and write what the follower reads.
+    codecs.register()
+    settings = load_settings(env={})
+    copy = CatalogCopy(faust.App(settings.app_id, broker="kafka://127.0.0.1:9"), settings)
+    created = {t.name: t.partitions for t in build_topics(settings).changelogs}
+    assert created[copy.changelog_topic.get_topic_name()] == copy.partitions
+    key_codec, value_codec = codecs_of(copy)
+    record = {"item_id": "X", "ts": 1, "category": "a/b"}
+    assert key_codec.loads(key_codec.dumps("X")) == "X"
+    assert value_codec.loads(value_codec.dumps(record)) == record
