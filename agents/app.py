@@ -96,7 +96,10 @@ def _faust_app(settings: Settings) -> faust.App:
         producer_max_batch_size=1 << 20,
         web_enabled=settings.web_port > 0,
         web_port=settings.web_port or 6066,
-        stream_wait_empty=False,
+        # A revocation waits until every event taken (a batch in hand, or buffered by
+        # take_events) is acknowledged, i.e. its state, deltas and lists are written:
+        # otherwise a batch could write after the partition's new owner recovered it.
+        stream_wait_empty=True,
         # No standby copies: a worker's tables hold exactly the partitions it owns, so a
         # refresh recomputes each user once; a new owner recovers from the changelog.
         table_standby_replicas=0,
