@@ -509,6 +509,7 @@ def broker_run(
     from agents.bench import run_settings
     from agents.producer import produce
     from infra import stack
+    from streams.evaluation.scale import list_agreement
     from streams.settings import load_settings
     from streams.sources import synthetic
     from streams.topics import build_topics
@@ -539,25 +540,37 @@ def broker_run(
         s.kafka_bootstrap, topic, s.partitions, events, decode=True
     )
     if replay_events:
-        result["replay"] = [
-            _replay(base, state, state_dir, replay_events, seed, n) for n in replay_workers
-        ]
+        runs = [_replay(base, state, state_dir, replay_events, seed, n) for n in replay_workers]
+        # The same log: how many users get the same list as in the first replay, exactly,
+        # in item order, and in their first ten items as a set (replay determinism; the
+        # neighbour cap makes capped item lists depend on the order of their deltas).
+        first = runs[0][1]
+        for run, lists in runs:
+            run["same_as_first"] = list_agreement(first, lists)
+        result["replay"] = [run for run, _ in runs]
     return result
 
 
 def _replay(
     base: Any, state: Any, state_dir: Path, n_events: int, seed: int, workers: int
-) -> dict[str, Any]:
-    """``kapparec replay --version 2 --workers N`` of a fresh log; wall time from launch."""
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """``kapparec replay --version 2 --workers N`` of a fresh log; wall time from launch.
+
+    Also returns the items of every user's replayed list, by user.
+    """
     from agents.admin import ensure_topics
     from agents.bench import run_settings
     from agents.producer import produce
+    from schemas.events import Interaction
+    from streams.serving import Keys
     from streams.sources import synthetic
     from streams.topics import build_topics
 
     s = run_settings(base, state, f"scalerp{workers}")
     ensure_topics(s.kafka_bootstrap, build_topics(s).all())
-    produce(s, synthetic(max(100, n_events // 20), 10_000, n_events, seed=seed), progress=False)
+    records = list(synthetic(max(100, n_events // 20), 10_000, n_events, seed=seed))
+    users = {r.user_id for r in records if isinstance(r, Interaction)}
+    produce(s, records, progress=False)
     env = {
         **os.environ,
         "KAPPAREC_STATE_DIR": str(state_dir),
@@ -574,15 +587,40 @@ def _replay(
         timeout=1800,
     )
     wall = time.perf_counter() - t0
+    # Every user of the log must have a list in the replayed version, whichever of the
+    # N workers held the user (a lost partition shows here; wrong lists in the caller's
+    # comparison).
+    lists = _user_lists(s.redis_url, Keys(s.namespace, 2), users)
     return {
         "workers": workers,
         "events": n_events,
         "catalog_records": 10_000,
         "wall_s": round(wall, 1),
         "events_per_s": round(n_events / wall),
+        "users": len(users),
+        "users_with_a_list": len(lists),
         "returncode": out.returncode,
         "tail": out.stdout[-300:] + out.stderr[-300:],
-    }
+    }, lists
+
+
+def _user_lists(redis_url: str, keys: Any, users: set[str]) -> dict[str, Any]:
+    """The items of each of ``users``' lists under ``keys`` (users without a list left out)."""
+    import orjson
+    import redis
+
+    r = redis.Redis.from_url(redis_url)
+    try:
+        ids = sorted(users)
+        out: dict[str, Any] = {}
+        for i in range(0, len(ids), 1000):
+            part = ids[i : i + 1000]
+            for uid, raw in zip(part, r.mget([keys.user(u) for u in part]), strict=True):
+                if raw is not None:
+                    out[uid] = orjson.loads(raw)["items"]
+        return out
+    finally:
+        r.close()
 
 
 # --- driver ----------------------------------------------------------------------------

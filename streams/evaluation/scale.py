@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import math
 import struct
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 import orjson
@@ -156,3 +156,20 @@ def percentile(values: Sequence[float], q: float) -> float:
     ordered = sorted(values)
     rank = max(1, math.ceil(q / 100 * len(ordered)))
     return ordered[rank - 1]
+
+
+def list_agreement(a: Mapping[str, Any], b: Mapping[str, Any]) -> dict[str, int]:
+    """How many users of ``a`` have the same list in ``b``: whole (items, scores and
+    reasons), in item order, and as the set of their first ten items.
+
+    ``a`` and ``b`` map a user to the ``items`` of the published record.
+    """
+
+    def ids(items: Any) -> list[Any]:
+        return [row[0] for row in items or []]
+
+    return {
+        "lists": sum(b.get(u) == items for u, items in a.items()),
+        "item_order": sum(ids(b.get(u)) == ids(items) for u, items in a.items()),
+        "top10_set": sum(set(ids(b.get(u))[:10]) == set(ids(items)[:10]) for u, items in a.items()),
+    }

@@ -9,6 +9,7 @@ from streams.blending import Rec
 from streams.evaluation.scale import (
     compact_user,
     expand_compact,
+    list_agreement,
     packed_user,
     percentile,
     recall_at_k,
@@ -94,3 +95,16 @@ def test_percentile_is_nearest_rank() -> None:
         percentile([], 50)
     with pytest.raises(ValueError):
         percentile([1.0], 101)
+
+
+def test_list_agreement_counts_whole_lists_orders_and_top_ten_sets() -> None:
+    top = [[f"i{k}", 1.0 - k / 100, "t"] for k in range(12)]
+    a = {"same": top, "score": top, "order": top, "tail": top, "gone": top}
+    b = {
+        "same": [list(row) for row in top],
+        "score": [[top[0][0], 0.5, "t"], *top[1:]],  # a score differs
+        "order": [top[1], top[0], *top[2:]],  # the first two swapped: same top-10 set
+        "tail": [*top[:10], top[11], top[10]],  # only beyond the tenth
+    }
+    assert list_agreement(a, b) == {"lists": 1, "item_order": 2, "top10_set": 4}
+    assert list_agreement({}, b) == {"lists": 0, "item_order": 0, "top10_set": 0}
