@@ -65,14 +65,9 @@ class StackLists:
         refresh_when_drained(self.settings, DRAIN_TIMEOUT_S, on_poll=self._check_alive)
 
     def lists(self, user_ids: Collection[str]) -> dict[str, Ranked]:
-        """Each user's published list (one MGET); a user without a key gets an empty list."""
-        uids = list(user_ids)
-        raws = self.redis.mget([self.keys.user(u) for u in uids]) if uids else []
-        out: dict[str, Ranked] = {}
-        for uid, raw in zip(uids, raws, strict=True):
-            items = orjson.loads(raw)["items"] if raw is not None else []
-            out[uid] = [(row[0], float(row[1])) for row in items]
-        return out
+        """Each user's published list; a user without a key gets an empty list."""
+        found = user_items(self.redis, self.keys, user_ids)
+        return {u: [(row[0], float(row[1])) for row in found.get(u, [])] for u in user_ids}
 
     def close(self) -> None:
         """Release the Redis connection."""
@@ -81,6 +76,21 @@ class StackLists:
     def _check_alive(self, _lag: object) -> None:
         if not self.worker.alive:
             raise RuntimeError(f"worker died:\n{self.worker.tail()}")
+
+
+def user_items(
+    client: redis.Redis, keys: Keys, user_ids: Collection[str], page: int = 1_000
+) -> dict[str, list[Any]]:
+    """The ``items`` of each user's published list, one MGET per ``page`` users; users
+    without a list are left out."""
+    uids = list(user_ids)
+    out: dict[str, list[Any]] = {}
+    for start in range(0, len(uids), page):
+        part = uids[start : start + page]
+        for uid, raw in zip(part, client.mget([keys.user(u) for u in part]), strict=True):
+            if raw is not None:
+                out[uid] = orjson.loads(raw)["items"]
+    return out
 
 
 def run_settings(base: Settings, state: dict[str, Any]) -> Settings:

@@ -558,7 +558,10 @@ def _replay(
 
     Also returns the items of every user's replayed list, by user.
     """
+    import redis
+
     from agents.admin import ensure_topics
+    from agents.agreement import user_items
     from agents.bench import run_settings
     from agents.producer import produce
     from schemas.events import Interaction
@@ -590,7 +593,11 @@ def _replay(
     # Every user of the log must have a list in the replayed version, whichever of the
     # N workers held the user (a lost partition shows here; wrong lists in the caller's
     # comparison).
-    lists = _user_lists(s.redis_url, Keys(s.namespace, 2), users)
+    r = redis.Redis.from_url(s.redis_url)
+    try:
+        lists = user_items(r, Keys(s.namespace, 2), sorted(users))
+    finally:
+        r.close()
     return {
         "workers": workers,
         "events": n_events,
@@ -602,25 +609,6 @@ def _replay(
         "returncode": out.returncode,
         "tail": out.stdout[-300:] + out.stderr[-300:],
     }, lists
-
-
-def _user_lists(redis_url: str, keys: Any, users: set[str]) -> dict[str, Any]:
-    """The items of each of ``users``' lists under ``keys`` (users without a list left out)."""
-    import orjson
-    import redis
-
-    r = redis.Redis.from_url(redis_url)
-    try:
-        ids = sorted(users)
-        out: dict[str, Any] = {}
-        for i in range(0, len(ids), 1000):
-            part = ids[i : i + 1000]
-            for uid, raw in zip(part, r.mget([keys.user(u) for u in part]), strict=True):
-                if raw is not None:
-                    out[uid] = orjson.loads(raw)["items"]
-        return out
-    finally:
-        r.close()
 
 
 # --- driver ----------------------------------------------------------------------------
