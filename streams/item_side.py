@@ -146,7 +146,7 @@ def apply_groups(
                 if interest > 0:
                     state.popularity(interest, ts, half_life_s)
                 for relation, flat in ahead.items():
-                    state.gain(relation, flat, neighbours_kept)
+                    state.gain(relation, sp, flat, neighbours_kept)
                     _touched(relations, item, relation)
         for relation, flat in back.items():
             it = iter(flat)
@@ -157,7 +157,7 @@ def apply_groups(
                 if state is None:
                     result.skipped += 1
                     continue
-                state.neighbour(relation, item, weight, neighbours_kept)
+                state.neighbour(relation, sp, item, weight, neighbours_kept)
                 _touched(relations, target, relation)
         for state in reached.values():
             if state is not None:

@@ -3,13 +3,19 @@
 Popularity (``trend``) is event-time decayed (see :mod:`streams.decay`); neighbour scores
 are plain sums of pair weights. Decaying them with the trending half-life (3 days) lost
 most of the co-visitation evidence of catalogues whose pairs accumulate over months
-(measured in docs/MODELS.md). Each relation keeps at most ``neighbours_kept``
-neighbours; when full, the weakest is dropped (lowest score, ties: the greatest id),
-which bounds memory per item whatever the traffic. The price: a full list depends on the
-order its deltas arrived in (a neighbour dropped and seen again starts from zero), and
-an item's deltas come from every user partition, interleaved as the workers' batches
-happen to meet. Sums below the cap are order-free; lists of capped items may differ
-between two runs over the same log (docs/EVALUATION.md, "Agreement").
+(measured in docs/MODELS.md).
+
+Neighbour scores are kept per source partition (the user partition whose interactions
+brought them), each list holding at most ``neighbours_kept`` neighbours: when one is
+full, the weakest is dropped (lowest score, ties: the greatest id), which bounds memory
+per item whatever the traffic. A capped list depends on the order its pairs arrived in
+(a neighbour dropped and seen again starts from zero). One source partition's pairs
+always arrive in the same order, its log's; pairs from different source partitions
+interleave as the workers' batches happen to meet. Kept apart, every list sees one
+fixed order, and a published list, the sum of an item's lists taken in partition order,
+is the same in every replay of a log, capped or not, whatever the number of workers.
+The cost: an item that many partitions' users pair with another holds up to one list
+per source partition (docs/SCALING.md).
 
 Finding the weakest by a scan costs O(kept) per new neighbour of a full list, and on a
 busy item nearly every pair brings a new neighbour (it was 40 % of the in-process time).
@@ -23,7 +29,7 @@ neighbour it holds; they are turned away before they touch the heap.
 from __future__ import annotations
 
 import heapq
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from itertools import islice
 from typing import Any
@@ -40,20 +46,25 @@ class ItemState:
     count: float = 0.0
     trend: float = decay.NEG_INF
     last_ts: int = 0
-    neighbours: dict[str, dict[str, float]] = field(default_factory=dict)
+    # relation -> source partition -> neighbour -> summed pair weight
+    neighbours: dict[str, dict[int, dict[str, float]]] = field(default_factory=dict)
     # Last applied source offset per source partition, stored with the state it guards so
     # that state and de-duplication are written (and recovered) together.
     applied: dict[int, int] = field(default_factory=dict)
-    # Per relation: lazy min-heap of (score, descending key, neighbour); only for lists
-    # that overflowed.
-    heaps: dict[str, list[_Entry]] = field(default_factory=dict, compare=False, repr=False)
+    # Per (relation, source partition): lazy min-heap of (score, descending key,
+    # neighbour); only for lists that overflowed.
+    heaps: dict[tuple[str, int], list[_Entry]] = field(
+        default_factory=dict, compare=False, repr=False
+    )
 
     def seen(self, source_partition: int, offset: int) -> bool:
         """True when the interaction at this source offset was applied to this item."""
         return offset <= self.applied.get(source_partition, -1)
 
-    def apply(self, delta: Delta, half_life_s: float, neighbours_kept: int) -> None:
-        """Apply one delta addressed to this item, in its flat form."""
+    def apply(
+        self, delta: Delta, half_life_s: float, neighbours_kept: int, source: int = 0
+    ) -> None:
+        """Apply one delta addressed to this item, in its flat form, from ``source``."""
         _, weight, ts, relation, other = delta
         if ts > self.last_ts:
             self.last_ts = ts
@@ -61,47 +72,61 @@ class ItemState:
             self.popularity(weight, ts, half_life_s)
         else:
             assert other is not None
-            self.neighbour(relation, other, weight, neighbours_kept)
+            self.neighbour(relation, source, other, weight, neighbours_kept)
 
     def popularity(self, weight: float, ts: int, half_life_s: float) -> None:
         """Add ``weight`` to the popularity count and the decayed trend at ``ts``."""
         self.count += weight
         self.trend = decay.add(self.trend, weight, ts, half_life_s)
 
-    def gain(self, relation: str, pairs: Sequence[Any], neighbours_kept: int) -> None:
-        """Add ``pairs``, flat ``[other, weight, other, weight, ...]``, to the neighbour
-        scores of ``relation`` (the item side's hot path: about 27 pairs per event)."""
-        scores = self.neighbours.get(relation)
-        if scores is None:
-            scores = self.neighbours[relation] = {}
+    def gain(self, relation: str, source: int, pairs: Sequence[Any], neighbours_kept: int) -> None:
+        """Add ``pairs``, flat ``[other, weight, other, weight, ...]``, from partition
+        ``source`` to the neighbour scores of ``relation`` (the item side's hot path:
+        about 27 pairs per event)."""
+        scores = self._list(relation, source)
         score_of = scores.get
         it = iter(pairs)
         for other, weight in zip(it, it, strict=True):
             before = score_of(other)
             if before is None:
-                self._admit(relation, scores, other, weight, neighbours_kept)
+                self._admit((relation, source), scores, other, weight, neighbours_kept)
             else:
                 # Scores only grow: the neighbour's heap entry is now stale, and is brought
                 # up to date when it reaches the top (see _drop_weakest).
                 scores[other] = before + weight
 
-    def neighbour(self, relation: str, other: str, weight: float, neighbours_kept: int) -> None:
+    def neighbour(
+        self, relation: str, source: int, other: str, weight: float, neighbours_kept: int
+    ) -> None:
         """:meth:`gain` for one pair, without its iterator: the items that gain an
         interaction's item get one pair each, about 13 per event."""
-        scores = self.neighbours.get(relation)
-        if scores is None:
-            scores = self.neighbours[relation] = {}
+        scores = self._list(relation, source)
         before = scores.get(other)
         if before is None:
-            self._admit(relation, scores, other, weight, neighbours_kept)
+            self._admit((relation, source), scores, other, weight, neighbours_kept)
         else:
             scores[other] = before + weight
 
+    def _list(self, relation: str, source: int) -> dict[str, float]:
+        """The neighbour scores ``source`` brought to ``relation``, created when missing."""
+        lists = self.neighbours.get(relation)
+        if lists is None:
+            lists = self.neighbours[relation] = {}
+        scores = lists.get(source)
+        if scores is None:
+            scores = lists[source] = {}
+        return scores
+
     def _admit(
-        self, relation: str, scores: dict[str, float], other: str, weight: float, kept: int
+        self,
+        key: tuple[str, int],
+        scores: dict[str, float],
+        other: str,
+        weight: float,
+        kept: int,
     ) -> None:
         """A new neighbour: kept unless the list is full and it is the weakest."""
-        heap = self.heaps.get(relation)
+        heap = self.heaps.get(key)
         if heap is not None:
             if heap and weight < heap[0][0] and len(scores) >= kept:
                 # Below the lowest entry, so below every neighbour's score (entries are
@@ -111,12 +136,29 @@ class ItemState:
         scores[other] = weight
         if len(scores) > kept:
             if heap is None:
-                heap = self.heaps[relation] = _heap(scores)
+                heap = self.heaps[key] = _heap(scores)
             _drop_weakest(scores, heap)
+
+    def scores(self, relation: str) -> Mapping[str, float]:
+        """Every kept neighbour in ``relation`` with its score: the sum of its scores in
+        the lists of the source partitions, added in partition order."""
+        lists = self.neighbours.get(relation)
+        if not lists:
+            return {}
+        if len(lists) == 1:
+            return next(iter(lists.values()))
+        first, *rest = sorted(lists)
+        total = dict(lists[first])
+        get = total.get
+        for source in rest:
+            for other, score in lists[source].items():
+                before = get(other)
+                total[other] = score if before is None else before + score
+        return total
 
     def top(self, relation: str, n: int) -> list[tuple[str, float]]:
         """The ``n`` strongest neighbours in ``relation`` with their summed weights, best first."""
-        return list(islice(best_first(self.neighbours.get(relation, {})), n))
+        return list(islice(best_first(self.scores(relation)), n))
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form for the table changelog."""
@@ -124,8 +166,11 @@ class ItemState:
             "c": self.count,
             "t": _finite(self.trend),
             "l": self.last_ts,
-            "n": self.neighbours,
-            "a": {str(k): v for k, v in self.applied.items()},  # JSON keys are text
+            # JSON keys are text
+            "n": {
+                r: {str(sp): s for sp, s in lists.items()} for r, lists in self.neighbours.items()
+            },
+            "a": {str(k): v for k, v in self.applied.items()},
         }
 
     @classmethod
@@ -136,9 +181,17 @@ class ItemState:
             count=data["c"],
             trend=decay.NEG_INF if trend is None else trend,
             last_ts=data["l"],
-            neighbours={r: dict(s) for r, s in data["n"].items()},
+            neighbours={r: _lists(lists) for r, lists in data["n"].items()},
             applied={int(k): v for k, v in data.get("a", {}).items()},
         )
+
+
+def _lists(lists: dict[str, Any]) -> dict[int, dict[str, float]]:
+    """Per-source lists from JSON. A state written before scores were kept per source
+    holds one list, ``{neighbour: score}``; it becomes partition 0's."""
+    if any(not isinstance(v, dict) for v in lists.values()):
+        return {0: dict(lists)}
+    return {int(sp): dict(s) for sp, s in lists.items()}
 
 
 # A heap entry: (score when pushed, the neighbour's descending key, the neighbour).

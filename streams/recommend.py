@@ -123,7 +123,7 @@ def item_list(
     on which other items share its partition. ``half_life_s`` is not used by neighbour
     lists: it stays in the signature shared with the trending lists' callers.
     """
-    ranked = best_first(state.neighbours.get(relation, {}))
+    ranked = best_first(state.scores(relation))
     return first_available(((i, round(s, 4)) for i, s in ranked), catalog, n)
 
 

@@ -29,6 +29,7 @@ from streams.serving import Keys
 from streams.settings import Settings
 from streams.sources import synthetic
 from streams.topics import build_topics
+from streams.user_state import BOUGHT, VIEWED
 
 T0 = 1_570_000_000_000
 
@@ -228,6 +229,40 @@ def test_restart_mid_stream_gives_clean_run_lists(
     ref = LocalPipeline(settings)
     ref.apply_all(events)
     assert_lists_match(settings, ref)
+
+
+def test_capped_neighbour_lists_match_the_reference(
+    fast_settings: Callable[..., Settings], tmp_path: Path
+) -> None:
+    """Items far past the neighbour cap: the worker, whose item side meets the four user
+    partitions' deltas interleaved as its batches happen, publishes the lists the
+    reference builds in event order, every item list and every user list."""
+    kept = 4
+    s = fast_settings(neighbours_kept=kept)
+    events = list(synthetic(n_users=150, n_items=80, n_events=4000, seed=5))
+    ref = LocalPipeline(s)
+    ref.apply_all(events)
+    full = [
+        lst
+        for state in ref.items.values()
+        for lists in state.neighbours.values()
+        if len(lists) > 1  # pairs from more than one user partition
+        for lst in lists.values()
+        if len(lst) == kept
+    ]
+    assert len(full) > 100, "the cap must be reached, by items fed from several partitions"
+    assert produce(s, events, progress=False).ok
+    worker = WorkerProcess(s, tmp_path / "w1.log")
+    try:
+        drain(s, worker)
+        keys = Keys(s.namespace, s.version)
+        for item in ref.items:
+            for relation, key in ((BOUGHT, keys.bought(item)), (VIEWED, keys.viewed(item))):
+                want = ref.item_list(relation, item)
+                assert (published(s, key) or []) == want, (relation, item)
+        assert_lists_match(s, ref)
+    finally:
+        worker.stop(grace_s=10.0)
 
 
 def test_reader_fallback_chain(settings: Settings, workers: Callable[..., WorkerProcess]) -> None:

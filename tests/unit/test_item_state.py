@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import itertools
+import random
 
 import orjson
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from streams import decay
 from streams.item_state import ItemState, scored_list
@@ -73,11 +76,11 @@ def test_neighbour_cap_keeps_the_strongest() -> None:
     s = ItemState()
     for other, w in (("B", 3.0), ("C", 1.0), ("D", 2.0), ("E", 0.5)):
         s.apply(_nb("A", other, w), HL, neighbours_kept=2)
-    assert set(s.neighbours[VIEWED]) == {"B", "D"}
+    assert set(s.neighbours[VIEWED][0]) == {"B", "D"}
     # once dropped, a neighbour starts from scratch: three more 1.0 votes never reach D
     for _ in range(3):
         s.apply(_nb("A", "C", 1.0), HL, neighbours_kept=2)
-    assert set(s.neighbours[VIEWED]) == {"B", "D"}
+    assert set(s.neighbours[VIEWED][0]) == {"B", "D"}
     s.apply(_nb("A", "C", 5.0), HL, neighbours_kept=2)
     assert [k for k, _ in s.top(VIEWED, 5)] == ["C", "B"]
 
@@ -86,7 +89,7 @@ def test_equal_neighbours_under_the_cap_are_kept_by_id_not_by_age() -> None:
     s = ItemState()
     s.apply(_nb("A", "a-old", 1.0, T0), HL, neighbours_kept=1)
     s.apply(_nb("A", "b-new", 1.0, T0 + HOUR), HL, neighbours_kept=1)
-    assert list(s.neighbours[VIEWED]) == ["a-old"]
+    assert list(s.neighbours[VIEWED][0]) == ["a-old"]
 
 
 def test_neighbour_cap_ties_are_deterministic() -> None:
@@ -95,7 +98,7 @@ def test_neighbour_cap_ties_are_deterministic() -> None:
         s = ItemState()
         for other in order:
             s.apply(_nb("A", other, 1.0), HL, neighbours_kept=2)
-        kept.append(sorted(s.neighbours[VIEWED]))
+        kept.append(sorted(s.neighbours[VIEWED][0]))
     assert all(k == kept[0] for k in kept)
 
 
@@ -107,7 +110,61 @@ def test_bug_neighbour_cap_tie_keeps_what_top_ranks_first() -> None:
         capped.apply(_nb("A", other, 1.0), HL, neighbours_kept=2)
         uncapped.apply(_nb("A", other, 1.0), HL, neighbours_kept=KEPT)
     assert capped.top(VIEWED, 2) == uncapped.top(VIEWED, 2)
-    assert sorted(capped.neighbours[VIEWED]) == ["a", "b"]
+    assert sorted(capped.neighbours[VIEWED][0]) == ["a", "b"]
+
+
+def test_the_cap_holds_per_source_partition() -> None:
+    s = ItemState()
+    for source, others in ((0, "bcd"), (1, "efg")):
+        for w, other in enumerate(others, 1):
+            s.apply(_nb("A", other, float(w)), HL, 2, source)
+    assert {sp: set(lst) for sp, lst in s.neighbours[VIEWED].items()} == {
+        0: {"c", "d"},
+        1: {"f", "g"},
+    }
+    assert _values(s, VIEWED) == {"c": 2.0, "d": 3.0, "f": 2.0, "g": 3.0}
+
+
+def test_published_scores_sum_the_source_lists() -> None:
+    s = ItemState()
+    s.apply(_nb("A", "B", 1.0), HL, KEPT, 1)
+    s.apply(_nb("A", "B", 0.5), HL, KEPT, 0)
+    s.apply(_nb("A", "C", 2.0), HL, KEPT, 0)
+    assert s.top(VIEWED, 5) == [("C", 2.0), ("B", 1.5)]
+
+
+_pairs = st.lists(
+    st.tuples(st.sampled_from("abcdefghij"), st.sampled_from([0.25, 0.5, 1.0])), max_size=40
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(_pairs, min_size=1, max_size=4), st.integers(0, 2**32 - 1))
+def test_capped_lists_do_not_depend_on_how_sources_interleave(
+    sources: list[list[tuple[str, float]]], seed: int
+) -> None:
+    """Each source partition's pairs in their own order, the sources interleaved at
+    random: the state is the same as with the sources one after another, though the cap
+    (3 of 10 neighbours) drops some in every list."""
+    in_turn, interleaved = ItemState(), ItemState()
+    for source, pairs in enumerate(sources):
+        for other, w in pairs:
+            in_turn.apply(_nb("A", other, w), HL, 3, source)
+    queues = [[(source, p) for p in pairs] for source, pairs in enumerate(sources)]
+    rng = random.Random(seed)
+    while any(queues):
+        queue = rng.choice([q for q in queues if q])
+        source, (other, w) = queue.pop(0)
+        interleaved.apply(_nb("A", other, w), HL, 3, source)
+    assert interleaved.neighbours == in_turn.neighbours
+    assert interleaved.top(VIEWED, 10) == in_turn.top(VIEWED, 10)
+
+
+def test_a_state_written_with_one_list_per_relation_loads_as_partition_0s() -> None:
+    doc = {"c": 0.0, "t": None, "l": T0, "n": {VIEWED: {"B": 2.0, "C": 1.0}}, "a": {"3": 7}}
+    s = ItemState.from_dict(doc)
+    assert s.neighbours == {VIEWED: {0: {"B": 2.0, "C": 1.0}}}
+    assert s.top(VIEWED, 5) == [("B", 2.0), ("C", 1.0)]
 
 
 def test_state_round_trip_through_json() -> None:
@@ -115,6 +172,7 @@ def test_state_round_trip_through_json() -> None:
     s.apply(delta("A", 3.0, T0), HL, KEPT)
     s.apply(_nb("A", "B:1", 1.0, T0 + 5), HL, KEPT)
     s.apply(_nb("A", "ü", 0.5, T0 + 7, BOUGHT), HL, KEPT)
+    s.apply(_nb("A", "B:1", 0.5, T0 + 9), HL, KEPT, 3)
     back = ItemState.from_dict(orjson.loads(orjson.dumps(s.to_dict())))
     assert back == s
 

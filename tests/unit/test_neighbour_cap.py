@@ -39,8 +39,8 @@ def test_cap_keeps_what_a_full_scan_keeps(steps: list[tuple[str, float, int]], k
         state.apply(delta("x", weight, ts, "viewed", other), HALF_LIFE_S, kept)
         score = reference.get(other, 0.0) + weight
         _scan_apply(reference, other, score, kept)
-        assert state.neighbours["viewed"] == reference
-        heap = state.heaps.get("viewed")
+        assert state.neighbours["viewed"][0] == reference
+        heap = state.heaps.get(("viewed", 0))
         assert heap is None or len(heap) == len(reference)  # one entry per neighbour
 
 
