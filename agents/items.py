@@ -73,7 +73,7 @@ class AggregateItems:
                 self._item,
                 self._category,
                 s.half_life_s,
-                s.neighbours_kept,
+                s.neighbours_per_partition,
                 result,
             )
             await asyncio.sleep(0)  # a long batch lets the ingest agent in between messages

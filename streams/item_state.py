@@ -6,16 +6,18 @@ most of the co-visitation evidence of catalogues whose pairs accumulate over mon
 (measured in docs/MODELS.md).
 
 Neighbour scores are kept per source partition (the user partition whose interactions
-brought them), each list holding at most ``neighbours_kept`` neighbours: when one is
-full, the weakest is dropped (lowest score, ties: the greatest id), which bounds memory
-per item whatever the traffic. A capped list depends on the order its pairs arrived in
-(a neighbour dropped and seen again starts from zero). One source partition's pairs
-always arrive in the same order, its log's; pairs from different source partitions
-interleave as the workers' batches happen to meet. Kept apart, every list sees one
-fixed order, and a published list, the sum of an item's lists taken in partition order,
-is the same in every replay of a log, capped or not, whatever the number of workers.
-The cost: an item that many partitions' users pair with another holds up to one list
-per source partition (docs/SCALING.md).
+brought them), each list holding at most ``neighbours_kept`` neighbours (the workers pass
+``Settings.neighbours_per_partition``, the item's budget split over the partitions):
+when one is full, the weakest is dropped (lowest score, ties: the greatest id), which
+bounds memory per item whatever the traffic. A capped list depends on the order its
+pairs arrived in (a neighbour dropped and seen again starts from zero). One source
+partition's pairs always arrive in the same order, its log's; pairs from different
+source partitions interleave as the workers' batches happen to meet. Kept apart, every
+list sees one fixed order, and a published list, the sum of an item's lists taken in
+partition order, is the same in every replay of a log, capped or not, whatever the
+number of workers.
+The cost: the lists of different partitions repeat many of the same neighbours, and
+each holds only its share of the budget (docs/MODELS.md, "The neighbour cap").
 
 Finding the weakest by a scan costs O(kept) per new neighbour of a full list, and on a
 busy item nearly every pair brings a new neighbour (it was 40 % of the in-process time).

@@ -82,7 +82,12 @@ class LocalPipeline:
         if part is None:
             part = self.parts[p] = PartitionState(Partial(s.trending_size))
         return apply_groups(
-            groups, part, self.items, self._category, s.half_life_s, s.neighbours_kept
+            groups,
+            part,
+            self.items,
+            self._category,
+            s.half_life_s,
+            s.neighbours_per_partition,
         )
 
     def _category(self, item: str) -> str | None:

@@ -58,7 +58,8 @@ class Settings:
     recent_size: int = 20
     # item side
     half_life_s: float = 3 * 86_400.0
-    neighbours_kept: int = 100
+    # neighbours kept per item and relation, split over the source partitions
+    neighbours_kept: int = 400
     trending_size: int = 100
     # publishing
     list_size: int = 50
@@ -132,6 +133,13 @@ class Settings:
         from streams.models.rerank import parse_rules
 
         return parse_rules(self.rules)
+
+    @property
+    def neighbours_per_partition(self) -> int:
+        """The cap of one source partition's neighbour list (streams/item_state.py):
+        ``neighbours_kept`` split evenly over the partitions, so that an item's neighbours
+        stay bounded by ``neighbours_kept`` (rounded up) whatever the partition count."""
+        return -(-self.neighbours_kept // self.partitions)
 
     @property
     def app_id(self) -> str:

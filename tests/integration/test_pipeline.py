@@ -237,8 +237,9 @@ def test_capped_neighbour_lists_match_the_reference(
     """Items far past the neighbour cap: the worker, whose item side meets the four user
     partitions' deltas interleaved as its batches happen, publishes the lists the
     reference builds in event order, every item list and every user list."""
-    kept = 4
-    s = fast_settings(neighbours_kept=kept)
+    s = fast_settings(neighbours_kept=16)
+    kept = s.neighbours_per_partition
+    assert kept == 4
     events = list(synthetic(n_users=150, n_items=80, n_events=4000, seed=5))
     ref = LocalPipeline(s)
     ref.apply_all(events)

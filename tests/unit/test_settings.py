@@ -137,3 +137,16 @@ def test_rules_are_parsed_into_business_rules() -> None:
     )
     assert settings.business_rules == (Rule(1.5, "shoes", "acme"), Rule(0.0, None, "junk"))
     assert load_settings(env={}).business_rules == ()
+
+
+@pytest.mark.parametrize(
+    ("kept", "partitions", "per_partition"),
+    [(400, 4, 100), (400, 48, 9), (400, 1, 400), (10, 4, 3), (1, 64, 1)],
+)
+def test_the_neighbour_budget_is_split_over_the_partitions(
+    kept: int, partitions: int, per_partition: int
+) -> None:
+    s = Settings(neighbours_kept=kept, partitions=partitions)
+    assert s.neighbours_per_partition == per_partition
+    # the lists of all partitions together stay within the budget, rounded up per list
+    assert kept <= partitions * per_partition < kept + partitions
