@@ -44,6 +44,10 @@ class LocalPipeline:
         self.catalog: dict[str, dict[str, Any]] = {}
         self.offsets: dict[int, int] = defaultdict(lambda: -1)
         self.rules = settings.business_rules
+        # Published item lists by (relation, item), dropped when the item's neighbours in
+        # that relation change or any catalogue record arrives (availability filters
+        # them): a user's list reads about 40, and most did not change since the last.
+        self._item_lists: dict[tuple[str, str], list[list[Any]]] = {}
 
     def apply_catalog(self, item: CatalogItem) -> None:
         """Record an item's metadata (a late, older record does not undo a newer one)."""
@@ -52,6 +56,7 @@ class LocalPipeline:
         if meta is None:
             return
         self.catalog[item.item_id] = meta
+        self._item_lists.clear()
         category = meta.get("category")
         if category and category != (before or {}).get("category"):
             part = self.parts.get(partition_for(item.item_id, self.settings.partitions))
@@ -81,7 +86,7 @@ class LocalPipeline:
         part = self.parts.get(p)
         if part is None:
             part = self.parts[p] = PartitionState(Partial(s.trending_size))
-        return apply_groups(
+        result = apply_groups(
             groups,
             part,
             self.items,
@@ -89,6 +94,10 @@ class LocalPipeline:
             s.half_life_s,
             s.neighbours_per_partition,
         )
+        for item, relations in result.relations.items():
+            for relation in relations:
+                self._item_lists.pop((relation, item), None)
+        return result
 
     def _category(self, item: str) -> str | None:
         meta = self.catalog.get(item)
@@ -101,11 +110,16 @@ class LocalPipeline:
 
     def item_list(self, relation: str, item_id: str) -> list[list[Any]]:
         """What the workers publish as ``relation`` list of ``item_id``."""
+        known = self._item_lists.get((relation, item_id))
+        if known is not None:
+            return known
         state = self.items.get(item_id)
         if state is None or relation not in state.neighbours:
             return []
         s = self.settings
-        return item_list(state, relation, self.catalog.get, s.item_list_size, s.half_life_s)
+        lst = item_list(state, relation, self.catalog.get, s.item_list_size, s.half_life_s)
+        self._item_lists[(relation, item_id)] = lst
+        return lst
 
     def trending(self, category: str = "", kind: str = "t") -> list[list[Any]]:
         """Global (``""``) or per-category trending (``"t"``) or popular (``"p"``) list."""

@@ -9,6 +9,7 @@ import pytest
 
 from schemas.events import CatalogItem, Interaction
 from streams.pipeline import LocalPipeline
+from streams.recommend import item_list
 from streams.settings import Settings, load_settings
 from streams.user_state import BOUGHT, VIEWED
 
@@ -308,3 +309,33 @@ def test_business_rules_and_category_cap_shape_the_user_list() -> None:
     assert all(r.item_id not in ("C1", "C2", "C3") for r in hidden.recommend("u2"))
     boosted = _run(4, rules="category=phones*10")
     assert [r.item_id for r in boosted.recommend("u2")][:1] == ["P2"]
+
+
+def test_item_lists_read_between_events_are_never_stale() -> None:
+    """Item lists are kept between reads: after every event and catalogue change, each one
+    must equal the list built afresh from the item's state and the catalogue."""
+    stream = _stream(seed=5, n_events=400)
+    rnd = random.Random(5)
+    for n in range(0, len(stream), 25):  # stock and deletions change mid-stream
+        item = f"i{rnd.randrange(40)}"
+        in_stock, deleted = rnd.random() > 0.3, rnd.random() < 0.1
+        stream.insert(
+            n, CatalogItem(item, T0 + n, category="a", in_stock=in_stock, deleted=deleted)
+        )
+    pipe = LocalPipeline(_settings(neighbours_kept=8))  # 2 per partition: lists fill and drop
+    s = pipe.settings
+    read = 0
+    for event in stream:
+        pipe.apply_all([event])
+        for relation in (BOUGHT, VIEWED):
+            for item in (f"i{rnd.randrange(40)}" for _ in range(3)):
+                got = pipe.item_list(relation, item)
+                state = pipe.items.get(item)
+                fresh = (
+                    item_list(state, relation, pipe.catalog.get, s.item_list_size, s.half_life_s)
+                    if state is not None
+                    else []
+                )
+                assert got == fresh, (event, relation, item)
+                read += bool(got)
+    assert read > 500  # most reads found a list
