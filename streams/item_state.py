@@ -15,9 +15,9 @@ partition's pairs always arrive in the same order, its log's; pairs from differe
 source partitions interleave as the workers' batches happen to meet. Kept apart, every
 list sees one fixed order, and a published list, the sum of an item's lists taken in
 partition order, is the same in every replay of a log, capped or not, whatever the
-number of workers.
-The cost: the lists of different partitions repeat many of the same neighbours, and
-each holds only its share of the budget (docs/MODELS.md, "The neighbour cap").
+number of workers. The cost: the lists of different partitions repeat many of the same
+neighbours, and each holds only its share of the budget (docs/MODELS.md, "The neighbour
+cap").
 
 Finding the weakest by a scan costs O(kept) per new neighbour of a full list, and on a
 busy item nearly every pair brings a new neighbour (it was 40 % of the in-process time).
