@@ -7,7 +7,9 @@ in a fresh subprocess per size, so that one size's heap does not inflate the nex
 - ``pipeline --items N``: a synthetic shop of N catalogue items; RSS after the inputs are
   materialised, after the catalogue is folded into ``LocalPipeline`` and after the
   interactions are; interactions/s of ``LocalPipeline.apply`` (user side + item side, all
-  partitions in one process) and lists/s of ``LocalPipeline.recommend``.
+  partitions in one process) and lists/s of ``LocalPipeline.recommend``; for the 300
+  busiest items, their neighbour entries and what building their published lists and
+  encoding their changelog record cost (``busiest_items``).
 - ``hnsw --n N``: a ``VectorIndex`` with the shipped ``IndexParams`` filled with N
   clustered unit vectors, each its own array as a worker decodes them from records;
   build time, RSS delta, saved graph size, the ``ef`` the index calibrated itself to,
@@ -33,11 +35,12 @@ import sys
 import time
 import tracemalloc
 import zlib
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+import orjson
 import psutil
 
 GIB = 1024**3
@@ -55,6 +58,53 @@ def peak_rss() -> int:
 
 
 # --- pipeline ------------------------------------------------------------------------
+
+
+def busiest_items(pipe: Any, top: int = 300, repeats: int = 5) -> dict[str, Any]:
+    """What an item's neighbour lists cost where they cost most: the ``top`` items with
+    the largest popularity count, each as a worker handles it after every batch that
+    touches it (both published lists built, the changelog record encoded). Best of
+    ``repeats`` passes, in µs per item."""
+    from streams.recommend import item_list
+    from streams.user_state import BOUGHT, VIEWED
+
+    s = pipe.settings
+    states = list(pipe.items.values())
+    busiest = sorted(pipe.items, key=lambda i: (-pipe.items[i].count, i))[:top]
+    chosen = [pipe.items[i] for i in busiest]
+
+    def entries(state: Any) -> int:
+        return sum(len(lst) for lists in state.neighbours.values() for lst in lists.values())
+
+    def lists(state: Any) -> None:
+        for relation in (BOUGHT, VIEWED):
+            item_list(state, relation, pipe.catalog.get, s.item_list_size, s.half_life_s)
+
+    def record(state: Any) -> None:
+        orjson.dumps(state.to_dict())
+
+    def best_us(work: Callable[[Any], None]) -> float:
+        times = []
+        for _ in range(repeats):
+            t0 = time.perf_counter()
+            for state in chosen:
+                work(state)
+            times.append(time.perf_counter() - t0)
+        return round(min(times) / max(1, len(chosen)) * 1e6, 1)
+
+    return {
+        "partitions": s.partitions,
+        "neighbours_per_partition": s.neighbours_per_partition,
+        "neighbour_entries_per_item_with_state": round(
+            sum(map(entries, states)) / max(1, len(states)), 1
+        ),
+        f"busiest_{top}_entries": round(sum(map(entries, chosen)) / max(1, len(chosen)), 1),
+        f"busiest_{top}_item_lists_us": best_us(lists),
+        f"busiest_{top}_changelog_us": best_us(record),
+        f"busiest_{top}_changelog_bytes": round(
+            sum(len(orjson.dumps(st.to_dict())) for st in chosen) / max(1, len(chosen))
+        ),
+    }
 
 
 def pipeline_run(
@@ -111,6 +161,7 @@ def pipeline_run(
     for uid in sample:
         pipe.recommend(uid)
     list_cpu = time.process_time() - c0
+    busy = {} if trace else busiest_items(pipe)  # tracemalloc would slow the timings
     traced_users = 0
     n_users = len(pipe.users)
     if trace:  # what the user side holds: the bytes freed by dropping every UserState
@@ -142,6 +193,7 @@ def pipeline_run(
             (after_events - after_cat) / max(1, len(pipe.items))
         ),
         "peak_rss_mib": round(peak_rss() / MIB, 1),
+        **busy,
         **(
             {
                 "traced_catalog_bytes_per_item": round(traced_cat / items),

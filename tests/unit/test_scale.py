@@ -108,3 +108,24 @@ def test_list_agreement_counts_whole_lists_orders_and_top_ten_sets() -> None:
     }
     assert list_agreement(a, b) == {"lists": 1, "item_order": 2, "top10_set": 4}
     assert list_agreement({}, b) == {"lists": 0, "item_order": 0, "top10_set": 0}
+
+
+def test_busiest_items_counts_every_partitions_list() -> None:
+    from agents.scale_bench import busiest_items
+    from streams.pipeline import LocalPipeline
+    from streams.settings import Settings
+    from streams.sources import synthetic
+
+    pipe = LocalPipeline(Settings(partitions=4, neighbours_kept=8))
+    pipe.apply_all(synthetic(n_users=60, n_items=30, n_events=1500, seed=3))
+    got = busiest_items(pipe, top=5, repeats=1)
+    busiest = sorted(pipe.items, key=lambda i: (-pipe.items[i].count, i))[:5]
+    states = [pipe.items[i] for i in busiest]
+    entries = [
+        sum(len(lst) for lists in s.neighbours.values() for lst in lists.values()) for s in states
+    ]
+    assert got["neighbours_per_partition"] == 2
+    assert got["busiest_5_entries"] == pytest.approx(sum(entries) / 5, abs=0.05)
+    # lists of several partitions: more than one list's cap (2) per relation (2)
+    assert got["busiest_5_entries"] > 4
+    assert got["busiest_5_changelog_bytes"] > 0 and got["busiest_5_item_lists_us"] > 0
