@@ -594,8 +594,8 @@ def broker_run(
     if replay_events:
         runs = [_replay(base, state, state_dir, replay_events, seed, n) for n in replay_workers]
         # The same log: how many users get the same list as in the first replay, exactly,
-        # in item order, and in their first ten items as a set (replay determinism; the
-        # neighbour cap makes capped item lists depend on the order of their deltas).
+        # in item order, and in their first ten items as a set (replay determinism, which
+        # must hold whatever the worker count, capped neighbour lists included).
         first = runs[0][1]
         for run, lists in runs:
             run["same_as_first"] = list_agreement(first, lists)
