@@ -10,6 +10,10 @@ in a fresh subprocess per size, so that one size's heap does not inflate the nex
   partitions in one process) and lists/s of ``LocalPipeline.recommend``; for the 300
   busiest items, their neighbour entries and what building their published lists and
   encoding their changelog record cost (``busiest_items``).
+- ``batches --batch B``: the item side's CPU per batch of B interactions, as a worker
+  spends it: applying the batch's deltas, building the published lists of every item it
+  touched, encoding their changelog records (``item_side_batches``). The default, 344,
+  is the median live batch measured at 1,750 events/s (docs/BENCHMARKS.md).
 - ``hnsw --n N``: a ``VectorIndex`` with the shipped ``IndexParams`` filled with N
   clustered unit vectors, each its own array as a worker decodes them from records;
   build time, RSS delta, saved graph size, the ``ef`` the index calibrated itself to,
@@ -104,6 +108,79 @@ def busiest_items(pipe: Any, top: int = 300, repeats: int = 5) -> dict[str, Any]
         f"busiest_{top}_changelog_bytes": round(
             sum(len(orjson.dumps(st.to_dict())) for st in chosen) / max(1, len(chosen))
         ),
+    }
+
+
+def item_side_batches(pipe: Any, events: Sequence[Any], batch: int) -> dict[str, Any]:
+    """The item side as a worker runs it, per batch of ``batch`` interactions: the user
+    side routes each event's deltas to the item partitions (not timed); each partition
+    applies its groups, decoded from their wire form (``apply``), builds the published
+    lists of every item and relation the batch touched (``lists``) and encodes the
+    changelog record of every state it touched (``changelog``). CPU ms per batch, after
+    ``pipe`` has folded the events before these; ``pipe`` ends as ``LocalPipeline.apply``
+    of the same events would leave it."""
+    from streams.item_side import (
+        PartitionState,
+        apply_groups,
+        decode_groups,
+        encode_groups,
+        route,
+    )
+    from streams.partitioning import partition_for
+    from streams.recommend import item_list
+    from streams.trending import Partial
+    from streams.user_state import UserState
+
+    s = pipe.settings
+    spent = {"apply": 0.0, "lists": 0.0, "changelog": 0.0}
+    lists = states = batches = 0
+    for start in range(0, len(events), batch):
+        batches += 1
+        by_part: dict[int, list[Any]] = {}
+        for ev in events[start : start + batch]:
+            src = partition_for(ev.user_id, s.partitions)
+            pipe.offsets[src] += 1
+            user = pipe.users.setdefault(ev.user_id, UserState())
+            deltas = user.apply(ev, pipe.offsets[src], s.recent_size)
+            for p, group in route(deltas, src, pipe.offsets[src], s.partitions).items():
+                by_part.setdefault(p, []).append(group)
+        for p in sorted(by_part):
+            groups = decode_groups(encode_groups(by_part[p]))
+            part = pipe.parts.get(p)
+            if part is None:
+                part = pipe.parts[p] = PartitionState(Partial(s.trending_size))
+            t0 = time.process_time()
+            result = apply_groups(
+                groups,
+                part,
+                pipe.items,
+                pipe._category,
+                s.half_life_s,
+                s.neighbours_per_partition,
+            )
+            t1 = time.process_time()
+            for item, relations in result.relations.items():
+                state = result.states[item]
+                for relation in sorted(relations):
+                    item_list(state, relation, pipe.catalog.get, s.item_list_size, s.half_life_s)
+                    lists += 1
+            t2 = time.process_time()
+            for state in result.states.values():
+                orjson.dumps(state.to_dict())
+                states += 1
+            t3 = time.process_time()
+            spent["apply"] += t1 - t0
+            spent["lists"] += t2 - t1
+            spent["changelog"] += t3 - t2
+    pipe._item_lists.clear()
+    n = max(1, batches)
+    return {
+        "batch_events": batch,
+        "batches": batches,
+        **{f"batch_{k}_cpu_ms": round(v / n * 1e3, 1) for k, v in spent.items()},
+        "batch_item_side_cpu_ms": round(sum(spent.values()) / n * 1e3, 1),
+        "batch_lists": round(lists / n),
+        "batch_states": round(states / n),
     }
 
 
@@ -210,6 +287,35 @@ def pipeline_run(
             if trace
             else {}
         ),
+    }
+
+
+def batches_run(
+    items: int, events: int, users: int, seed: int, batch: int, tail: int
+) -> dict[str, Any]:
+    """:func:`item_side_batches` over the last ``tail`` of ``events`` synthetic
+    interactions, the ones before folded event by event."""
+    from schemas.events import Interaction
+    from streams.pipeline import LocalPipeline
+    from streams.settings import load_settings
+    from streams.sources import synthetic
+
+    pipe = LocalPipeline(load_settings())
+    inter: list[Any] = []
+    for ev in synthetic(users, items, events, seed=seed):
+        if isinstance(ev, Interaction):
+            inter.append(ev)
+        else:
+            pipe.apply_catalog(ev)
+    head = max(0, len(inter) - tail)
+    for ev in inter[:head]:
+        pipe.apply(ev)
+    return {
+        "items": items,
+        "events_before": head,
+        "partitions": pipe.settings.partitions,
+        "neighbours_per_partition": pipe.settings.neighbours_per_partition,
+        **item_side_batches(pipe, inter[head:], batch),
     }
 
 
@@ -701,6 +807,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     pp.add_argument("--users", type=int, default=20_000)
     pp.add_argument("--lists", type=int, default=500)
     pp.add_argument("--trace", action="store_true", help="tracemalloc: exact bytes, slower")
+    pi = sub.add_parser("batches", help="the item side per live batch, in this process")
+    pi.add_argument("--items", type=int, default=10_000)
+    pi.add_argument("--events", type=int, default=100_000)
+    pi.add_argument("--users", type=int, default=20_000)
+    pi.add_argument("--batch", type=int, default=344, help="interactions per batch")
+    pi.add_argument("--tail", type=int, default=20_000, help="interactions run in batches")
     ph = sub.add_parser("hnsw", help="one index size, in this process")
     ph.add_argument("--n", type=int, required=True)
     ph.add_argument("--queries", type=int, default=1000)
@@ -721,12 +833,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     pa = sub.add_parser("all", help="pipeline at 10k/100k/1M items, hnsw at 1M, redis")
     pa.add_argument("--out", type=Path, default=Path("reports"))
-    for q in (pp, ph, pr, pb, pa):
+    for q in (pp, pi, ph, pr, pb, pa):
         q.add_argument("--seed", type=int, default=0)
         q.add_argument("--data-dir", type=Path, default=Path("../shared/data"))
     args = p.parse_args(argv)
     if args.cmd == "pipeline":
         res = pipeline_run(args.items, args.events, args.users, args.lists, args.seed, args.trace)
+    elif args.cmd == "batches":
+        res = batches_run(args.items, args.events, args.users, args.seed, args.batch, args.tail)
     elif args.cmd == "hnsw":
         res = hnsw_run(
             args.n, args.queries, args.seed, Path(os.environ.get("TMPDIR", "/tmp")), args.threads

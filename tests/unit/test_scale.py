@@ -129,3 +129,30 @@ def test_busiest_items_counts_every_partitions_list() -> None:
     # lists of several partitions: more than one list's cap (2) per relation (2)
     assert got["busiest_5_entries"] > 4
     assert got["busiest_5_changelog_bytes"] > 0 and got["busiest_5_item_lists_us"] > 0
+
+
+def test_item_side_batches_fold_what_event_by_event_folds() -> None:
+    """The batch timing runs the worker's item-side path on the pipeline's own state:
+    it must leave the state (and so the published lists) as event-by-event folding."""
+    from agents.scale_bench import item_side_batches
+    from schemas.events import Interaction
+    from streams.pipeline import LocalPipeline
+    from streams.settings import Settings
+    from streams.sources import synthetic
+
+    events = list(synthetic(n_users=60, n_items=40, n_events=2000, seed=5))
+    catalog = [e for e in events if not isinstance(e, Interaction)]
+    inter = [e for e in events if isinstance(e, Interaction)]
+    pipes = [LocalPipeline(Settings(partitions=4, neighbours_kept=12)) for _ in range(2)]
+    for pipe in pipes:
+        pipe.apply_all([*catalog, *inter[:500]])
+    pipes[0].apply_all(inter[500:])
+    got = item_side_batches(pipes[1], inter[500:], batch=100)
+    reference, batched = pipes
+    assert got["batches"] == -(-len(inter[500:]) // 100)
+    assert got["batch_lists"] > 0 and got["batch_states"] > 0
+    assert batched.items == reference.items
+    assert {i: batched.item_list(r, i) for i in reference.items for r in ("bought", "viewed")} == {
+        i: reference.item_list(r, i) for i in reference.items for r in ("bought", "viewed")
+    }
+    assert batched.users == reference.users
