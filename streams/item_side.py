@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, MutableMapping, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 import orjson
@@ -124,7 +125,7 @@ def apply_groups(
     delta was a duplicate: offering an unchanged score is a no-op, and it repairs a
     top-K whose last update was lost with a crash.
     """
-    get = items if callable(items) else (lambda k: items.setdefault(k, ItemState()))
+    get = items if callable(items) else partial(_get_or_create, items)
     result = BatchResult() if result is None else result
     states, relations = result.states, result.relations
     popular: set[str] = set()
@@ -173,6 +174,15 @@ def apply_groups(
         part.partial.offer(item, category, s.trend, s.count)
         result.categories.update(("", category) if category else ("",))
     return result
+
+
+def _get_or_create(items: MutableMapping[str, ItemState], item: str) -> ItemState:
+    # Not ``setdefault(item, ItemState())``: that builds a state, and its dicts, for every
+    # item already there.
+    state = items.get(item)
+    if state is None:
+        state = items[item] = ItemState()
+    return state
 
 
 _UNSEEN = ItemState()  # marker: not reached yet by the group at hand
