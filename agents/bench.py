@@ -4,7 +4,10 @@ broker in the same run, and freshness (event produced -> user's list in Redis)."
 from __future__ import annotations
 
 import json
+import os
 import platform
+import shutil
+import signal
 import statistics
 import subprocess
 import sys
@@ -195,8 +198,114 @@ def _probe(p: Any, r: Any, keys: Keys, topic: str, encode: Any, probes: int, gap
         time.sleep(gap_s)
 
 
-def run_bench(base: Settings, n: int, probes: int, out: Path) -> dict[str, Any]:
-    """Run the benchmark on the embedded stack; print and write ``reports/bench-*.json``."""
+# A worker's CPU by what its loop was doing: a sample belongs to the first part that
+# has a frame in one of its modules (users' lists run beside the ingest, in its batch).
+PROFILE_PARTS = (
+    ("users' lists", ("agents/user_lists.py",)),
+    ("item side", ("agents/items.py",)),
+    ("ingest", ("agents/ingest.py",)),
+    ("catalogue", ("agents/catalog.py", "agents/catalog_follower.py")),
+    ("item vectors", ("agents/vector_replica.py",)),
+)
+OUTSIDE = "outside the handlers (Faust, aiokafka, asyncio)"
+_ROOT = str(Path(__file__).resolve().parent.parent) + os.sep
+
+
+def _project_module(path: str) -> str | None:
+    """``streams/item_state.py`` for a file of this project, else None."""
+    if path.startswith(_ROOT):
+        path = path[len(_ROOT) :]
+    elif path.startswith(os.sep):
+        return None
+    return path if path.split(os.sep, 1)[0] in ("agents", "streams", "schemas") else None
+
+
+def profile_shares(lines: list[str], seconds: float, rate_hz: int) -> dict[str, Any]:
+    """Shares of a worker's samples, from py-spy's raw output (``frame;frame;... count``,
+    a frame ``function (path:line)``, outermost first; idle samples are not recorded).
+
+    ``busy`` is the share of the period the process was on the CPU; ``parts`` splits the
+    samples by :data:`PROFILE_PARTS`; ``modules``, by the innermost frame of this
+    project's code (``libraries`` when there is none), the 12 largest.
+    """
+    parts: dict[str, int] = {}
+    modules: dict[str, int] = {}
+    total = 0
+    for line in lines:
+        stack, _, count = line.rstrip().rpartition(" ")
+        if not stack or not count.isdigit():
+            continue
+        n = int(count)
+        total += n
+        paths = [f[f.rfind("(") + 1 : f.rfind(":")] for f in stack.split(";")]
+        part = next(
+            (name for name, mods in PROFILE_PARTS if any(p.endswith(mods) for p in paths)),
+            OUTSIDE,
+        )
+        parts[part] = parts.get(part, 0) + n
+        own = [m for m in map(_project_module, paths) if m]
+        module = own[-1] if own else "libraries"
+        modules[module] = modules.get(module, 0) + n
+
+    def shares(counts: dict[str, int], top: int) -> dict[str, float]:
+        ranked = sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))[:top]
+        return {k: round(v / max(1, total), 3) for k, v in ranked}
+
+    return {
+        "seconds": round(seconds, 1),
+        "samples": total,
+        "busy": round(total / max(1.0, seconds * rate_hz), 3),
+        "parts": shares(parts, len(PROFILE_PARTS) + 1),
+        "modules": shares(modules, 12),
+    }
+
+
+class Profiler:
+    """py-spy sampling a process from ``__enter__`` to ``__exit__`` (raw output)."""
+
+    RATE_HZ = 100
+
+    def __init__(self, pid: int, path: Path) -> None:
+        self.pid, self.path = pid, path
+        self.result: dict[str, Any] = {}
+
+    def __enter__(self) -> Profiler:
+        spy = shutil.which("py-spy") or str(Path(sys.executable).with_name("py-spy"))
+        if not os.path.exists(spy):
+            raise click.ClickException("--profile needs py-spy (pip install -e '.[dev]')")
+        self._started = time.monotonic()
+        self._proc = subprocess.Popen(
+            [spy, "record", "--format", "raw", "--nonblocking", "-r", str(self.RATE_HZ),
+             "-d", "3600", "-p", str(self.pid), "-o", str(self.path)],
+            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+        )  # fmt: skip
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        seconds = time.monotonic() - self._started
+        self._proc.send_signal(signal.SIGINT)  # py-spy writes what it has, then exits
+        _, err = self._proc.communicate(timeout=60)
+        if not self.path.exists():
+            raise click.ClickException(f"py-spy wrote no profile: {err.decode()[-500:]}")
+        lines = self.path.read_text().splitlines()
+        self.result = {"file": str(self.path), **profile_shares(lines, seconds, self.RATE_HZ)}
+
+
+def run_bench(
+    base: Settings,
+    n: int,
+    probes: int,
+    out: Path,
+    rate: float | None = None,
+    profile: bool = False,
+) -> dict[str, Any]:
+    """Run the benchmark on the embedded stack; print and write ``reports/bench-*.json``.
+
+    The loaded freshness test runs at ``rate`` events/s, by default half the measured
+    pipeline rate; a fixed rate compares two versions of the code at the same load.
+    ``profile`` samples the worker with py-spy during that test.
+    """
+    stamp = time.strftime("%Y%m%d-%H%M%S")
     before = stack.read_state(base.state_dir)
     stack.up(base)
     state = stack.read_state(base.state_dir) or {}
@@ -210,9 +319,16 @@ def run_bench(base: Settings, n: int, probes: int, out: Path) -> dict[str, Any]:
         pipe, worker = pipeline_rate(s, n, Path(s.state_dir) / f"{s.namespace}-bench.log")
         click.echo(f"freshness over {probes} probes ...")
         fresh = freshness(s, probes)
-        half = pipe["rate"] / 2
-        click.echo(f"freshness over {probes} probes at half that rate ({half:.0f} events/s) ...")
-        loaded = freshness(s, probes, background_rate=half)
+        half = pipe["rate"] / 2 if rate is None else rate
+        what = "half that rate" if rate is None else "a set rate"
+        click.echo(f"freshness over {probes} probes at {what} ({half:.0f} events/s) ...")
+        if profile:
+            out.mkdir(parents=True, exist_ok=True)
+            with Profiler(worker.proc.pid, out / f"bench-{stamp}-worker.pyspy") as prof:
+                loaded = freshness(s, probes, background_rate=half)
+            loaded["worker_profile"] = prof.result
+        else:
+            loaded = freshness(s, probes, background_rate=half)
         vectors = replica_recall(s)
     finally:
         if worker is not None:
@@ -229,11 +345,11 @@ def run_bench(base: Settings, n: int, probes: int, out: Path) -> dict[str, Any]:
         "pipeline": pipe,
         "pipeline_vs_noop": pipe["rate"] / noop["rate"],
         "freshness": fresh,
-        "freshness_at_half_rate": loaded,
+        "freshness_at_half_rate" if rate is None else "freshness_at_set_rate": loaded,
         "item_vector_ann": vectors,
     }
     out.mkdir(parents=True, exist_ok=True)
-    path = out / f"bench-{time.strftime('%Y%m%d-%H%M%S')}.json"
+    path = out / f"bench-{stamp}.json"
     path.write_text(json.dumps(report, indent=2) + "\n")
     click.echo(json.dumps(report, indent=2))
     click.echo(f"written to {path}")

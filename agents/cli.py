@@ -377,12 +377,18 @@ def agree(dataset: str, data_dir: Path, limit: int, bucket_minutes: int | None, 
 @click.option("--events", default=30_000, show_default=True, help="events through the pipeline")
 @click.option("--probes", default=200, show_default=True, help="freshness probes")
 @click.option("--out", type=click.Path(path_type=Path), default=Path("reports"))
+@click.option(
+    "--rate",
+    type=click.FloatRange(min=1),
+    help="events/s beside the loaded freshness probes  [default: half the pipeline rate]",
+)
+@click.option("--profile", is_flag=True, help="sample the worker with py-spy meanwhile")
 @friendly
-def bench(events: int, probes: int, out: Path) -> None:
+def bench(events: int, probes: int, out: Path, rate: float | None, profile: bool) -> None:
     """Pipeline throughput vs a Faust no-op agent on the same broker, and freshness."""
     from agents.bench import run_bench
 
-    run_bench(load_settings(), events, probes, out)
+    run_bench(load_settings(), events, probes, out, rate, profile)
 
 
 @main.command()

@@ -156,3 +156,28 @@ def test_item_side_batches_fold_what_event_by_event_folds() -> None:
         i: reference.item_list(r, i) for i in reference.items for r in ("bought", "viewed")
     }
     assert batched.users == reference.users
+
+
+def test_profile_shares_split_a_workers_samples_by_handler_and_module() -> None:
+    from agents.bench import _ROOT, OUTSIDE, profile_shares
+
+    lib = "/venv/lib/python3.11/site-packages"
+    lines = [
+        # users' lists run inside the ingest's batch: counted as users' lists
+        f"run ({lib}/mode/services.py:1);handle ({_ROOT}agents/ingest.py:80);"
+        f"publish ({_ROOT}agents/user_lists.py:110);blend ({_ROOT}streams/blending.py:9) 30",
+        f"handle ({_ROOT}agents/items.py:60);item_list ({_ROOT}streams/recommend.py:127) 50",
+        f"handle ({_ROOT}agents/items.py:90);put ({_ROOT}agents/tables.py:50);"
+        f"send ({lib}/aiokafka/producer/producer.py:300) 10",
+        f"_run_once ({lib}/asyncio/base_events.py:1900) 10",
+        "not a sample line",
+    ]
+    got = profile_shares(lines, seconds=2.0, rate_hz=100)
+    assert got["samples"] == 100 and got["busy"] == 0.5
+    assert got["parts"] == {"item side": 0.6, "users' lists": 0.3, OUTSIDE: 0.1}
+    assert got["modules"] == {
+        "streams/recommend.py": 0.5,
+        "streams/blending.py": 0.3,
+        "agents/tables.py": 0.1,
+        "libraries": 0.1,
+    }
