@@ -12,8 +12,10 @@ in a fresh subprocess per size, so that one size's heap does not inflate the nex
   encoding their changelog record cost (``busiest_items``).
 - ``batches --batch B``: the item side's CPU per batch of B interactions, as a worker
   spends it: applying the batch's deltas, building the published lists of every item it
-  touched, encoding their changelog records (``item_side_batches``). The default, 344,
-  is the median live batch measured at 1,750 events/s (docs/BENCHMARKS.md).
+  touched, encoding their changelog records (``item_side_batches``). The item side takes
+  what arrived within ``KAPPAREC_ITEM_FLUSH_S`` (1 s), so at R events/s its batches hold
+  about R interactions; the default, 2,000, is about the rate of the bench's loaded
+  freshness test.
 - ``hnsw --n N``: a ``VectorIndex`` with the shipped ``IndexParams`` filled with N
   clustered unit vectors, each its own array as a worker decodes them from records;
   build time, RSS delta, saved graph size, the ``ef`` the index calibrated itself to,
@@ -811,7 +813,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     pi.add_argument("--items", type=int, default=10_000)
     pi.add_argument("--events", type=int, default=100_000)
     pi.add_argument("--users", type=int, default=20_000)
-    pi.add_argument("--batch", type=int, default=344, help="interactions per batch")
+    pi.add_argument("--batch", type=int, default=2_000, help="interactions per batch")
     pi.add_argument("--tail", type=int, default=20_000, help="interactions run in batches")
     ph = sub.add_parser("hnsw", help="one index size, in this process")
     ph.add_argument("--n", type=int, required=True)
