@@ -118,9 +118,10 @@ def item_side_batches(pipe: Any, events: Sequence[Any], batch: int) -> dict[str,
     side routes each event's deltas to the item partitions (not timed); each partition
     applies its groups, decoded from their wire form (``apply``), builds the published
     lists of every item and relation the batch touched (``lists``) and encodes the
-    changelog record of every state it touched (``changelog``). CPU ms per batch, after
-    ``pipe`` has folded the events before these; ``pipe`` ends as ``LocalPipeline.apply``
-    of the same events would leave it."""
+    changelog record of every state it touched (``changelog``). CPU ms and KB (of the
+    item-delta messages and the changelog records) per batch, after ``pipe`` has folded
+    the events before these; ``pipe`` ends as ``LocalPipeline.apply`` of the same
+    events would leave it."""
     from streams.item_side import (
         PartitionState,
         apply_groups,
@@ -135,6 +136,7 @@ def item_side_batches(pipe: Any, events: Sequence[Any], batch: int) -> dict[str,
 
     s = pipe.settings
     spent = {"apply": 0.0, "lists": 0.0, "changelog": 0.0}
+    sizes = {"deltas": 0, "changelog": 0}
     lists = states = batches = 0
     for start in range(0, len(events), batch):
         batches += 1
@@ -147,7 +149,9 @@ def item_side_batches(pipe: Any, events: Sequence[Any], batch: int) -> dict[str,
             for p, group in route(deltas, src, pipe.offsets[src], s.partitions).items():
                 by_part.setdefault(p, []).append(group)
         for p in sorted(by_part):
-            groups = decode_groups(encode_groups(by_part[p]))
+            wire = encode_groups(by_part[p])
+            sizes["deltas"] += len(wire)
+            groups = decode_groups(wire)
             part = pipe.parts.get(p)
             if part is None:
                 part = pipe.parts[p] = PartitionState(Partial(s.trending_size))
@@ -168,7 +172,7 @@ def item_side_batches(pipe: Any, events: Sequence[Any], batch: int) -> dict[str,
                     lists += 1
             t2 = time.process_time()
             for state in result.states.values():
-                orjson.dumps(state.to_dict())
+                sizes["changelog"] += len(orjson.dumps(state.to_dict()))
                 states += 1
             t3 = time.process_time()
             spent["apply"] += t1 - t0
@@ -183,6 +187,7 @@ def item_side_batches(pipe: Any, events: Sequence[Any], batch: int) -> dict[str,
         "batch_item_side_cpu_ms": round(sum(spent.values()) / n * 1e3, 1),
         "batch_lists": round(lists / n),
         "batch_states": round(states / n),
+        **{f"batch_{k}_kb": round(v / n / 1024) for k, v in sizes.items()},
     }
 
 
