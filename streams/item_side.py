@@ -22,7 +22,7 @@ from streams.decay import NEG_INF
 from streams.item_state import ItemState
 from streams.partitioning import partition_for
 from streams.trending import Partial
-from streams.user_state import Deltas
+from streams.user_state import WEIGHT_GRID, Deltas
 
 # [source_partition, source_offset, ts, item, interest, ahead, back]; a list once decoded.
 Group = tuple[int, int, int, str, float, dict[str, list[Any]], dict[str, list[Any]]]
@@ -147,9 +147,13 @@ def apply_groups(
                 if interest > 0:
                     state.popularity(interest, ts, half_life_s)
                 for relation, flat in ahead.items():
+                    if type(flat[1]) is float:
+                        flat = _in_units(flat)  # written by an older ingest
                     state.gain(relation, sp, flat, neighbours_kept)
                     _touched(relations, item, relation)
         for relation, flat in back.items():
+            if type(flat[1]) is float:
+                flat = _in_units(flat)
             it = iter(flat)
             for target, weight in zip(it, it, strict=True):
                 state = reached.get(target, _UNSEEN)
@@ -204,6 +208,12 @@ def _fresh(
     if state is None:
         state = states[item] = get(item)
     return None if state.seen(sp, off) else state
+
+
+def _in_units(flat: Sequence[Any]) -> list[Any]:
+    """Pairs whose weights an older ingest wrote as floats (multiples of 2**-24), with
+    their weights in units of 2**-24, as the current one writes them."""
+    return [x if i % 2 == 0 else round(x * WEIGHT_GRID) for i, x in enumerate(flat)]
 
 
 def _from_rows(sp: int, off: int, rows: Sequence[Sequence[Any]]) -> Group:

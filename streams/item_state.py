@@ -1,9 +1,10 @@
 """Per-item state on the partition that owns the item: popularity and neighbour lists.
 
 Popularity (``trend``) is event-time decayed (see :mod:`streams.decay`); neighbour scores
-are plain sums of pair weights. Decaying them with the trending half-life (3 days) lost
-most of the co-visitation evidence of catalogues whose pairs accumulate over months
-(measured in docs/MODELS.md).
+are plain sums of pair weights, integers in units of 2**-24
+(:data:`streams.user_state.WEIGHT_GRID`). Decaying them with the trending half-life
+(3 days) lost most of the co-visitation evidence of catalogues whose pairs accumulate
+over months (measured in docs/MODELS.md).
 
 Neighbour scores are kept per source partition (the user partition whose interactions
 brought them), each list holding at most ``neighbours_kept`` neighbours (the workers pass
@@ -38,7 +39,7 @@ from typing import Any
 
 from streams import decay
 from streams.ranked import best_first
-from streams.user_state import Delta
+from streams.user_state import WEIGHT_GRID, Delta
 
 
 @dataclass(slots=True)
@@ -48,7 +49,7 @@ class ItemState:
     count: float = 0.0
     trend: float = decay.NEG_INF
     last_ts: int = 0
-    # relation -> source partition -> neighbour -> summed pair weight
+    # relation -> source partition -> neighbour -> summed pair weight (units of 2**-24)
     neighbours: dict[str, dict[int, dict[str, float]]] = field(default_factory=dict)
     # Last applied source offset per source partition, stored with the state it guards so
     # that state and de-duplication are written (and recovered) together.
@@ -173,6 +174,7 @@ class ItemState:
                 r: {str(sp): s for sp, s in lists.items()} for r, lists in self.neighbours.items()
             },
             "a": {str(k): v for k, v in self.applied.items()},
+            "u": 1,  # neighbour scores in units of 2**-24
         }
 
     @classmethod
@@ -183,17 +185,20 @@ class ItemState:
             count=data["c"],
             trend=decay.NEG_INF if trend is None else trend,
             last_ts=data["l"],
-            neighbours={r: _lists(lists) for r, lists in data["n"].items()},
+            neighbours={r: _lists(lists, "u" in data) for r, lists in data["n"].items()},
             applied={int(k): v for k, v in data.get("a", {}).items()},
         )
 
 
-def _lists(lists: dict[str, Any]) -> dict[int, dict[str, float]]:
+def _lists(lists: dict[str, Any], in_units: bool) -> dict[int, dict[str, float]]:
     """Per-source lists from JSON. A state written before scores were kept per source
-    holds one list, ``{neighbour: score}``; it becomes partition 0's."""
+    holds one list, ``{neighbour: score}``; it becomes partition 0's. One written before
+    scores were kept in units of 2**-24 holds them as floats on that grid."""
     if any(not isinstance(v, dict) for v in lists.values()):
-        return {0: dict(lists)}
-    return {int(sp): dict(s) for sp, s in lists.items()}
+        lists = {"0": lists}
+    if in_units:
+        return {int(sp): dict(s) for sp, s in lists.items()}
+    return {int(sp): {k: round(v * WEIGHT_GRID) for k, v in s.items()} for sp, s in lists.items()}
 
 
 # A heap entry: (score when pushed, the neighbour's descending key, the neighbour).

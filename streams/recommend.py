@@ -16,7 +16,7 @@ from streams.blending import DEFAULT_WEIGHTS, BlendWeights, Rec, ScoredList, ble
 from streams.item_state import ItemState, scored_list
 from streams.models.rerank import Rule
 from streams.ranked import best_first
-from streams.user_state import BOUGHT, VIEWED, UserState
+from streams.user_state import BOUGHT, VIEWED, WEIGHT_GRID, UserState
 
 ANCHORS = 10  # recent items whose lists feed a user's list
 CATEGORIES = 3  # recent categories whose trending lists feed a user's list
@@ -120,11 +120,12 @@ def item_list(
 
     Scores are the neighbours' summed pair weights (not decayed, see
     :mod:`streams.item_state`), so a list depends neither on when it was published nor
-    on which other items share its partition. ``half_life_s`` is not used by neighbour
+    on which other items share its partition. The state sums them in units of 2**-24
+    (``WEIGHT_GRID``); a list shows them in units of 1. ``half_life_s`` is not used by neighbour
     lists: it stays in the signature shared with the trending lists' callers.
     """
     ranked = best_first(state.scores(relation))
-    return first_available(((i, round(s, 4)) for i, s in ranked), catalog, n)
+    return first_available(((i, round(s / WEIGHT_GRID, 4)) for i, s in ranked), catalog, n)
 
 
 def trending_list(

@@ -24,7 +24,7 @@ from streams.item_side import (
 from streams.item_state import ItemState
 from streams.partitioning import partition_for
 from streams.trending import GLOBAL, Partial
-from streams.user_state import BOUGHT, VIEWED, UserState, delta
+from streams.user_state import BOUGHT, VIEWED, WEIGHT_GRID, UserState, delta
 
 T0 = 1_700_000_000_000
 HL = 3600.0
@@ -48,13 +48,26 @@ def g(
     return (sp, off, ts, item, interest, ahead or {}, back or {})
 
 
+U = WEIGHT_GRID  # a pair weight of 1, in the units pairs travel in
+
+
 def _groups() -> list[Group]:
     return [
         g(0, 0, T0, "A", 1.0),
         # B viewed after A: B gains A, A gains B
-        g(0, 1, T0 + 1, "B", 1.0, ahead={VIEWED: ["A", 1.0]}, back={VIEWED: ["A", 1.0]}),
-        g(1, 0, T0 + 2, "C", 5.0, back={BOUGHT: ["A", 0.5]}),  # C bought after A
+        g(0, 1, T0 + 1, "B", 1.0, ahead={VIEWED: ["A", U]}, back={VIEWED: ["A", U]}),
+        g(1, 0, T0 + 2, "C", 5.0, back={BOUGHT: ["A", U // 2]}),  # C bought after A
         g(0, 2, T0 + 3, "D", 3.0),  # D has no category
+    ]
+
+
+def _float_groups() -> list[Group]:
+    """The same groups as an ingest wrote them before weights travelled in units."""
+    return [
+        g(0, 0, T0, "A", 1.0),
+        g(0, 1, T0 + 1, "B", 1.0, ahead={VIEWED: ["A", 1.0]}, back={VIEWED: ["A", 1.0]}),
+        g(1, 0, T0 + 2, "C", 5.0, back={BOUGHT: ["A", 0.5]}),
+        g(0, 2, T0 + 3, "D", 3.0),
     ]
 
 
@@ -126,6 +139,19 @@ def test_groups_of_the_earlier_row_form_fold_the_same() -> None:
     assert (b.relations, b.categories, b.skipped) == (a.relations, a.categories, a.skipped)
 
 
+def test_groups_with_float_weights_fold_the_same() -> None:
+    """Messages an ingest wrote before weights travelled in units of 2**-24."""
+    current = PartitionState(Partial(10)), dict[str, ItemState]()
+    earlier = PartitionState(Partial(10)), dict[str, ItemState]()
+    a = _apply(_groups(), *current)
+    raw = orjson.dumps(_float_groups())
+    assert b"1.0" in raw and str(U).encode() not in raw
+    b = apply_groups(decode_groups(raw), *earlier, CATEGORIES.get, HL, KEPT)
+    assert _snapshot(*earlier) == _snapshot(*current)
+    assert (b.relations, b.categories, b.skipped) == (a.relations, a.categories, a.skipped)
+    assert current[1]["A"].neighbours == {VIEWED: {0: {"B": U}}, BOUGHT: {1: {"C": U // 2}}}
+
+
 def test_apply_groups_folds_every_delta() -> None:
     part, items = PartitionState(Partial(10)), dict[str, ItemState]()
     result = _apply(_groups(), part, items)
@@ -181,7 +207,7 @@ def test_watermarks_are_per_source_partition() -> None:
 
 def test_relation_only_batch_republishes_no_category() -> None:
     part, items = PartitionState(Partial(10)), dict[str, ItemState]()
-    result = _apply([g(0, 0, T0, "A", ahead={VIEWED: ["B", 1.0]})], part, items)
+    result = _apply([g(0, 0, T0, "A", ahead={VIEWED: ["B", U]})], part, items)
     assert result.categories == set()
     assert result.relations == {"A": {VIEWED}}
 

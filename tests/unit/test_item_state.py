@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from streams import decay
 from streams.item_state import ItemState, scored_list
-from streams.user_state import BOUGHT, VIEWED, Delta, delta
+from streams.user_state import BOUGHT, VIEWED, WEIGHT_GRID, Delta, delta
 
 T0 = 1_700_000_000_000
 HL = 3600.0  # half-life: one hour
@@ -161,10 +161,21 @@ def test_capped_lists_do_not_depend_on_how_sources_interleave(
 
 
 def test_a_state_written_with_one_list_per_relation_loads_as_partition_0s() -> None:
-    doc = {"c": 0.0, "t": None, "l": T0, "n": {VIEWED: {"B": 2.0, "C": 1.0}}, "a": {"3": 7}}
+    """Written before scores were kept per source, and as floats: partition 0's list, in
+    units of 2**-24."""
+    doc = {"c": 0.0, "t": None, "l": T0, "n": {VIEWED: {"B": 2.0, "C": 0.75}}, "a": {"3": 7}}
     s = ItemState.from_dict(doc)
-    assert s.neighbours == {VIEWED: {0: {"B": 2.0, "C": 1.0}}}
-    assert s.top(VIEWED, 5) == [("B", 2.0), ("C", 1.0)]
+    assert s.neighbours == {VIEWED: {0: {"B": 2 * WEIGHT_GRID, "C": 3 * WEIGHT_GRID // 4}}}
+    assert s.top(VIEWED, 5) == [("B", 2 * WEIGHT_GRID), ("C", 3 * WEIGHT_GRID // 4)]
+
+
+def test_a_state_written_with_float_scores_per_source_loads_in_units() -> None:
+    doc = {"c": 1.0, "t": None, "l": T0, "n": {BOUGHT: {"2": {"B": 0.25}, "0": {"B": 1.0}}}}
+    s = ItemState.from_dict(doc)
+    assert s.neighbours == {BOUGHT: {2: {"B": WEIGHT_GRID // 4}, 0: {"B": WEIGHT_GRID}}}
+    assert type(s.neighbours[BOUGHT][0]["B"]) is int
+    again = ItemState.from_dict(orjson.loads(orjson.dumps(s.to_dict())))
+    assert again == s  # written in units, read as they are
 
 
 def test_state_round_trip_through_json() -> None:

@@ -55,7 +55,8 @@ def pop(item: str, w: float, ts: int) -> Delta:
 
 
 def rel(item: str, w: float, ts: int, relation: str, other: str) -> Delta:
-    return delta(item, w, ts, relation, other)
+    """A pair of weight ``w``, as the user side ships it: in units of 2**-24, rounded."""
+    return delta(item, round(w * WEIGHT_GRID), ts, relation, other)
 
 
 # --- recent history ------------------------------------------------------------------
@@ -194,9 +195,6 @@ def test_co_visit_pairs_both_ways_weighted_by_strength() -> None:
     )
 
 
-def _grid(w: float) -> float:
-    """``w`` on the pair-weight grid (see WEIGHT_GRID)."""
-    return round(w * WEIGHT_GRID) / WEIGHT_GRID
 
 
 def test_co_visit_weight_falls_with_step_distance() -> None:
@@ -211,8 +209,8 @@ def test_co_visit_weight_falls_with_step_distance() -> None:
         [
             rel("B", 1.0, t, VIEWED, "C"),
             rel("C", 1.0, t, VIEWED, "B"),
-            rel("A", _grid(0.5 / 2**0.5), t, VIEWED, "C"),
-            rel("C", _grid(0.5 / 2**0.5), t, VIEWED, "A"),
+            rel("A", 0.5 / 2**0.5, t, VIEWED, "C"),
+            rel("C", 0.5 / 2**0.5, t, VIEWED, "A"),
         ],
     )
 
@@ -243,8 +241,8 @@ def test_repeated_item_moves_up_and_is_not_a_step() -> None:
         [
             rel("A", 0.25, t, VIEWED, "C"),
             rel("C", 0.25, t, VIEWED, "A"),
-            rel("B", _grid(0.25 / 2**0.5), t, VIEWED, "C"),
-            rel("C", _grid(0.25 / 2**0.5), t, VIEWED, "B"),
+            rel("B", 0.25 / 2**0.5, t, VIEWED, "C"),
+            rel("C", 0.25 / 2**0.5, t, VIEWED, "B"),
         ],
     )
 
