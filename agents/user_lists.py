@@ -22,6 +22,8 @@ from streams.serving import encode_user, same_items
 from streams.settings import Settings
 from streams.user_state import BOUGHT, VIEWED, UserState
 
+PARSED_KEPT = 16_384
+
 
 class UserLists:
     """Computes user lists from user state plus the serving copy of item-side lists."""
@@ -47,6 +49,8 @@ class UserLists:
         # user -> (wall-clock deadline, record last written): re-check once after
         # settle_s, when the item side has folded in this user's own events.
         self.settling: OrderedDict[str, tuple[float, bytes]] = OrderedDict()
+        # Lists read from Redis, parsed, by their exact bytes (see build).
+        self._parsed: dict[bytes, list[Any]] = {}
 
     async def build(self, users: Mapping[str, UserState]) -> dict[str, bytes]:
         """Encoded records of ``users``, from one MGET of the lists they need."""
@@ -61,11 +65,21 @@ class UserLists:
                 wanted[keys.trending(c)] = ("category", c)
         names = list(wanted)
         lists = Lists()
+        # A list read before, byte for byte, is not parsed again: an item's lists change
+        # at most once per item-side window, users' lists are built several times as
+        # often, and parsing was an eighth of building them. Keyed by the bytes, a
+        # changed list is never served stale; the cache is emptied when it grows past
+        # PARSED_KEPT lists (3.8 KB each with 20 entries: 60 MB at most).
+        cache = self._parsed
+        if len(cache) > PARSED_KEPT:
+            cache.clear()
         for name, raw in zip(names, await self.publisher.mget(names), strict=True):
             if raw is None:
                 continue
             kind, ident = wanted[name]
-            items = orjson.loads(raw)["items"]
+            items = cache.get(raw)
+            if items is None:
+                items = cache[raw] = orjson.loads(raw)["items"]
             if kind == "trending":
                 lists.trending = items
             else:

@@ -1,0 +1,96 @@
+"""Users' lists reuse the parsed item lists of the previous build when their bytes match."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import orjson
+import pytest
+
+import agents.user_lists as user_lists
+from agents.user_lists import UserLists
+from schemas.events import Interaction
+from streams.serving import Keys, encode_list
+from streams.settings import Settings
+from streams.user_state import UserState
+
+T0 = 1_700_000_000_000
+
+
+class _Lists:
+    """What a build reads: the serving copy's records by key (Redis in a worker)."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.keys = Keys(settings.namespace, settings.version)
+        self.records: dict[str, bytes] = {}
+
+    async def mget(self, names: list[str]) -> list[bytes | None]:
+        # fresh bytes objects, as every reply from Redis is
+        return [bytes(bytearray(r)) if (r := self.records.get(n)) else None for n in names]
+
+
+class _CountingOrjson:
+    def __init__(self) -> None:
+        self.loads_calls = 0
+
+    def loads(self, raw: bytes) -> Any:
+        self.loads_calls += 1
+        return orjson.loads(raw)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(orjson, name)
+
+
+def _user(*items: str) -> UserState:
+    state = UserState()
+    for n, item in enumerate(items):
+        state.apply(Interaction(f"e{n}", "view", "u1", item, T0 + n), n, 20)
+    return state
+
+
+def _items(record: bytes) -> list[str]:
+    return [row[0] for row in orjson.loads(record)["items"]]
+
+
+def test_unchanged_lists_are_not_parsed_again_and_changed_ones_are(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    settings = Settings(namespace="t", redis_url="redis://unused")
+    source = _Lists(settings)
+    counting = _CountingOrjson()
+    monkeypatch.setattr(user_lists, "orjson", counting)
+    lists = UserLists(source, settings, catalog=lambda item: None)  # type: ignore[arg-type]
+    users = {"u1": _user("A", "B")}
+    source.records[source.keys.viewed("B")] = encode_list([["x", 1.0], ["y", 0.5]], T0, T0)
+    source.records[source.keys.viewed("A")] = encode_list([["z", 1.0]], T0, T0)
+
+    first = asyncio.run(lists.build(users))
+    assert counting.loads_calls == 2
+    assert _items(first["u1"])[:3] == ["x", "z", "y"]  # z: from A, the older anchor
+
+    again = asyncio.run(lists.build(users))
+    assert counting.loads_calls == 2  # the same bytes: nothing parsed
+    assert _items(again["u1"]) == _items(first["u1"])
+
+    # B's list republished: y now leads it
+    source.records[source.keys.viewed("B")] = encode_list([["y", 1.0], ["x", 0.5]], T0, T0)
+    changed = asyncio.run(lists.build(users))
+    assert counting.loads_calls == 3  # only the changed list
+    assert _items(changed["u1"])[:3] == ["y", "z", "x"]
+
+
+def test_the_parsed_lists_are_dropped_past_their_cap(monkeypatch: pytest.MonkeyPatch) -> None:
+    settings = Settings(namespace="t", redis_url="redis://unused")
+    source = _Lists(settings)
+    counting = _CountingOrjson()
+    monkeypatch.setattr(user_lists, "orjson", counting)
+    monkeypatch.setattr(user_lists, "PARSED_KEPT", 1)
+    lists = UserLists(source, settings, catalog=lambda item: None)  # type: ignore[arg-type]
+    users = {"u1": _user("A", "B")}
+    source.records[source.keys.viewed("B")] = encode_list([["x", 1.0]], T0, T0)
+    source.records[source.keys.viewed("A")] = encode_list([["z", 1.0]], T0, T0)
+    asyncio.run(lists.build(users))
+    assert counting.loads_calls == 2
+    asyncio.run(lists.build(users))  # two kept, over the cap of one: parsed again
+    assert counting.loads_calls == 4
