@@ -69,7 +69,7 @@ class UserLists:
         # at most once per item-side window, users' lists are built several times as
         # often, and parsing was an eighth of building them. Keyed by the bytes, a
         # changed list is never served stale; the cache is emptied when it grows past
-        # PARSED_KEPT lists (3.8 KB each with 20 entries: 60 MB at most).
+        # PARSED_KEPT lists (3.8 KB each with 20 entries: about 60 MB, and one batch more).
         cache = self._parsed
         if len(cache) > PARSED_KEPT:
             cache.clear()
