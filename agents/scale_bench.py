@@ -122,17 +122,8 @@ def item_side_batches(pipe: Any, events: Sequence[Any], batch: int) -> dict[str,
     item-delta messages and the changelog records) per batch, after ``pipe`` has folded
     the events before these; ``pipe`` ends as ``LocalPipeline.apply`` of the same
     events would leave it."""
-    from streams.item_side import (
-        PartitionState,
-        apply_groups,
-        decode_groups,
-        encode_groups,
-        route,
-    )
-    from streams.partitioning import partition_for
+    from streams.item_side import decode_groups, encode_groups
     from streams.recommend import item_list
-    from streams.trending import Partial
-    from streams.user_state import UserState
 
     s = pipe.settings
     spent = {"apply": 0.0, "lists": 0.0, "changelog": 0.0}
@@ -142,28 +133,14 @@ def item_side_batches(pipe: Any, events: Sequence[Any], batch: int) -> dict[str,
         batches += 1
         by_part: dict[int, list[Any]] = {}
         for ev in events[start : start + batch]:
-            src = partition_for(ev.user_id, s.partitions)
-            pipe.offsets[src] += 1
-            user = pipe.users.setdefault(ev.user_id, UserState())
-            deltas = user.apply(ev, pipe.offsets[src], s.recent_size)
-            for p, group in route(deltas, src, pipe.offsets[src], s.partitions).items():
+            for p, group in pipe.user_side(ev).items():
                 by_part.setdefault(p, []).append(group)
         for p in sorted(by_part):
             wire = encode_groups(by_part[p])
             sizes["deltas"] += len(wire)
             groups = decode_groups(wire)
-            part = pipe.parts.get(p)
-            if part is None:
-                part = pipe.parts[p] = PartitionState(Partial(s.trending_size))
             t0 = time.process_time()
-            result = apply_groups(
-                groups,
-                part,
-                pipe.items,
-                pipe._category,
-                s.half_life_s,
-                s.neighbours_per_partition,
-            )
+            result = pipe._fold(p, groups)
             t1 = time.process_time()
             for item, relations in result.relations.items():
                 state = result.states[item]
@@ -178,7 +155,6 @@ def item_side_batches(pipe: Any, events: Sequence[Any], batch: int) -> dict[str,
             spent["apply"] += t1 - t0
             spent["lists"] += t2 - t1
             spent["changelog"] += t3 - t2
-    pipe._item_lists.clear()
     n = max(1, batches)
     return {
         "batch_events": batch,

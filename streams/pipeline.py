@@ -65,13 +65,18 @@ class LocalPipeline:
 
     def apply(self, event: Interaction) -> None:
         """Process one interaction through user side and item side."""
+        for p, group in self.user_side(event).items():
+            self._fold(p, [group])
+
+    def user_side(self, event: Interaction) -> dict[int, Group]:
+        """Fold one interaction into its user's state; its item-delta groups, per item
+        partition, for :meth:`_fold`."""
         s = self.settings
         src = partition_for(event.user_id, s.partitions)
         self.offsets[src] += 1
         state = self.users.setdefault(event.user_id, UserState())
         deltas = state.apply(event, self.offsets[src], s.recent_size)
-        for p, group in route(deltas, src, self.offsets[src], s.partitions).items():
-            self._fold(p, [group])
+        return route(deltas, src, self.offsets[src], s.partitions)
 
     def apply_all(self, events: Iterable[CatalogItem | Interaction]) -> None:
         """Process a stream of catalog records and interactions in order."""
