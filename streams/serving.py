@@ -130,7 +130,7 @@ def encode_user(
             "variant": variant,
             "computed_at": computed_at_ms,
             "event_ts": event_ts,
-            "items": [r.to_list() for r in recs],
+            "items": [[i, round(score, 4), why] for i, score, why in recs],  # Rec.to_list
             "recent": list(recent),
         }
     )
