@@ -122,13 +122,15 @@ class UserLists:
         if not users or self.settings.lists_on_refresh:
             return
         records = await self.build(users)
-        await self._write(records)
-        WORKER.freshness(s.last_ts for s in users.values())
         if self.settings.settle_s > 0:
+            # Before the write: a re-check being built now (see settle) sees these users
+            # as published again and leaves their lists alone.
             deadline = time.monotonic() + self.settings.settle_s
             for uid, rec in records.items():
                 self.settling.pop(uid, None)
                 self.settling[uid] = (deadline, rec)
+        await self._write(records)
+        WORKER.freshness(s.last_ts for s in users.values())
 
     async def settle(self, lookup: Callable[[str], UserState | None]) -> int:
         """Rebuild users whose settle time passed; write only lists that changed."""
@@ -145,7 +147,13 @@ class UserLists:
             return 0
         records = await self.build(states)
         written = dict(due)
-        changed = {u: r for u, r in records.items() if not same_items(written[u], r)}
+        # A user published again while this was built (it awaits its read) has a newer
+        # list, and a re-check of its own: this one must not overwrite it.
+        changed = {
+            u: r
+            for u, r in records.items()
+            if u not in self.settling and not same_items(written[u], r)
+        }
         await self._write(changed)
         return len(changed)
 

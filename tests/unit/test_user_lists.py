@@ -94,3 +94,51 @@ def test_the_parsed_lists_are_dropped_past_their_cap(monkeypatch: pytest.MonkeyP
     assert counting.loads_calls == 2
     asyncio.run(lists.build(users))  # two kept, over the cap of one: parsed again
     assert counting.loads_calls == 4
+
+
+class _Serving(_Lists):
+    """Also takes writes; the next read can be held until the test lets it through."""
+
+    def __init__(self, settings: Settings) -> None:
+        super().__init__(settings)
+        self.written: dict[str, bytes] = {}
+        self.gate: asyncio.Event | None = None
+
+    async def mget(self, names: list[str]) -> list[bytes | None]:
+        if self.gate is not None:
+            gate, self.gate = self.gate, None
+            await gate.wait()
+        return await super().mget(names)
+
+    async def write(self, writes: list[tuple[str, bytes, int]]) -> None:
+        for key, value, _ in writes:
+            self.written[key] = value
+
+
+def test_a_recheck_never_overwrites_a_list_published_while_it_was_built() -> None:
+    settings = Settings(namespace="t", redis_url="redis://unused", settle_s=0.01)
+    source = _Serving(settings)
+    lists = UserLists(source, settings, catalog=lambda item: None)  # type: ignore[arg-type]
+    key = source.keys.user("u1")
+    source.records[source.keys.viewed("A")] = encode_list([["x", 1.0]], T0, T0)
+    source.records[source.keys.viewed("B")] = encode_list([["y", 1.0]], T0, T0)
+    state = _user("A")
+
+    async def scenario() -> tuple[bytes, int]:
+        await lists.publish({"u1": state})
+        await asyncio.sleep(0.05)  # the user's re-check is due
+        gate = source.gate = asyncio.Event()
+        recheck = asyncio.create_task(lists.settle(lambda uid: state))
+        await asyncio.sleep(0)  # the re-check planned its reads and waits for them
+        # Meanwhile the user views B, A's list changes, and the new list is published.
+        state.apply(Interaction("e9", "view", "u1", "B", T0 + 9), 9, 20)
+        source.records[source.keys.viewed("A")] = encode_list([["w", 1.0]], T0, T0)
+        await lists.publish({"u1": state})
+        fresh = source.written[key]
+        gate.set()
+        return fresh, await recheck
+
+    fresh, rewritten = asyncio.run(scenario())
+    assert _items(fresh)[:2] == ["y", "w"]  # B, the newest anchor, first
+    assert rewritten == 0
+    assert source.written[key] == fresh  # not the re-check's list, planned before B
