@@ -29,7 +29,7 @@ from agents.ingest import IngestInteractions
 from agents.items import AggregateItems, MergeTrending
 from agents.kafka_security import faust_credentials
 from agents.loop_watchdog import LoopWatchdog
-from agents.metrics import TABLE_KEYS, WORKER
+from agents.metrics import LOOP_LAG, TABLE_KEYS, WORKER
 from agents.publisher import Publisher, connect
 from agents.recs_out import RecsOut
 from agents.tables import reader
@@ -244,7 +244,9 @@ def build_app(settings: Settings) -> Runtime:
         await _guard(app, "replicate_item_vectors", rt.vectors.run)
 
     if settings.loop_stall_ms:
-        watchdog = LoopWatchdog(settings.loop_stall_ms / 1000)
+        watchdog = LoopWatchdog(
+            settings.loop_stall_ms / 1000, lambda lag_s: WORKER.observe(LOOP_LAG, lag_s)
+        )
 
         @app.task
         async def watch_event_loop() -> None:

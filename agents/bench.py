@@ -23,6 +23,7 @@ import redis
 
 from agents.admin import ensure_topics
 from agents.lag import caught_up_at
+from agents.metrics import LOOP_LAG, counters_key
 from agents.producer import produce
 from agents.replica_recall import replica_recall
 from infra import stack
@@ -166,14 +167,44 @@ def freshness(
     r = redis.Redis.from_url(s.redis_url)
     keys = Keys(s.namespace, s.version)
     samples: list[float] = []
+    lag_before = loop_lag_buckets(r, s)
     with Background(s, background_rate) as bg:
         started = time.monotonic()
         _probe(p, r, keys, topic, encode, probes, gap_s, samples)
         achieved = bg.sent / (time.monotonic() - started)
+    time.sleep(s.metrics_flush_s + 0.5)  # the worker's last heartbeats reach Redis
     q = statistics.quantiles(samples, n=100, method="inclusive")  # never beyond max
-    out = {"probes": probes, "p50_s": q[49], "p99_s": q[98], "max_s": max(samples)}
+    out: dict[str, Any] = {"probes": probes, "p50_s": q[49], "p99_s": q[98], "max_s": max(samples)}
     if background_rate:
         out["background_rate"] = round(achieved)
+    out["loop_lag"] = lag_quantiles(lag_before, loop_lag_buckets(r, s))
+    return out
+
+
+def loop_lag_buckets(r: Any, s: Settings) -> dict[float, float]:
+    """The workers' ``kapparec_loop_lag_seconds`` bucket counts: upper bound -> count."""
+    raw = r.hgetall(counters_key(s.namespace))
+    out: dict[float, float] = {}
+    for key, value in raw.items():
+        name, part, *labels = orjson.loads(key)
+        if name == LOOP_LAG.name and part == "bucket" and labels[0] == str(s.version):
+            out[float(labels[1])] = float(value)
+    return out
+
+
+def lag_quantiles(before: dict[float, float], after: dict[float, float]) -> dict[str, Any]:
+    """Heartbeats observed between two bucket snapshots, and the bucket holding their
+    median and 99th percentile (upper bounds in seconds; ``inf`` past the last bucket)."""
+    counts = sorted((le, after.get(le, 0.0) - before.get(le, 0.0)) for le in after)
+    total = sum(c for _, c in counts)
+    out: dict[str, Any] = {"heartbeats": int(total)}
+    for name, q in (("p50_le_s", 0.5), ("p99_le_s", 0.99)):
+        seen = 0.0
+        for le, c in counts:
+            seen += c
+            if total and seen >= q * total:
+                out[name] = le
+                break
     return out
 
 

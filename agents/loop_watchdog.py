@@ -5,6 +5,8 @@ second without awaiting delays every other agent by as much (a user's list waits
 an item-side batch). A coroutine on the loop stamps a heartbeat; a daemon thread checks
 it, and when the loop has been late for longer than the threshold it logs, once per
 stall, the loop thread's stack at that moment: the line that is holding the loop.
+How late each heartbeat ran is also observed (``kapparec_loop_lag_seconds``): stalls
+below the threshold are what a loaded worker's freshness tail is made of.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import sys
 import threading
 import time
 import traceback
+from collections.abc import Callable
 
 log = logging.getLogger(__name__)
 
@@ -24,9 +27,12 @@ STACK_DEPTH = 12  # innermost frames logged
 class LoopWatchdog:
     """Heartbeat on the loop, watcher on a thread; ``threshold_s`` > 0."""
 
-    def __init__(self, threshold_s: float) -> None:
+    def __init__(
+        self, threshold_s: float, observe: Callable[[float], None] = lambda lag_s: None
+    ) -> None:
         self.threshold_s = threshold_s
         self.tick_s = threshold_s / 4
+        self.observe = observe  # receives each heartbeat's lateness in seconds
         self.beat = time.monotonic()
         self.stalls = 0
         self._loop_thread = threading.get_ident()
@@ -38,9 +44,12 @@ class LoopWatchdog:
         watcher = threading.Thread(target=self._watch, name="loop-watchdog", daemon=True)
         watcher.start()
         try:
+            self.beat = time.monotonic()
             while True:
-                self.beat = time.monotonic()
                 await asyncio.sleep(self.tick_s)
+                now = time.monotonic()
+                self.observe(max(0.0, now - self.beat - self.tick_s))
+                self.beat = now
         finally:
             self._stop.set()
 

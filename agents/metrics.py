@@ -59,6 +59,14 @@ PUBLISH = Metric(
     ("version",),
     (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1),
 )
+LOOP_LAG = Metric(
+    "kapparec_loop_lag_seconds",
+    "histogram",
+    "How late a worker's event loop ran a heartbeat due every quarter of "
+    "KAPPAREC_LOOP_STALL_MS: how long other code held the loop (all agents share it).",
+    ("version",),
+    (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5),
+)
 TABLE_KEYS = Metric(
     "kapparec_table_keys",
     "gauge",
@@ -72,7 +80,7 @@ ANN = Metric(
     "last calibration measured against exact search (figure=recall).",
     ("version", "worker", "figure"),
 )
-FAMILIES = (EVENTS, DEAD_LETTERS, FRESHNESS, PUBLISH, TABLE_KEYS, ANN)
+FAMILIES = (EVENTS, DEAD_LETTERS, FRESHNESS, PUBLISH, LOOP_LAG, TABLE_KEYS, ANN)
 BY_NAME = {m.name: m for m in FAMILIES}
 
 

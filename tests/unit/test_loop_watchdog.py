@@ -61,3 +61,17 @@ def test_two_stalls_are_two_reports() -> None:
 
     asyncio.run(_run(watchdog, block_twice()))
     assert watchdog.stalls == 2
+
+
+def test_each_heartbeat_reports_how_late_it_ran() -> None:
+    lags: list[float] = []
+    watchdog = LoopWatchdog(0.2, lags.append)
+
+    async def block() -> None:
+        _computes_without_awaiting(0.3)
+        await asyncio.sleep(0.2)
+
+    asyncio.run(_run(watchdog, block()))
+    assert max(lags) >= 0.25  # the beat due during the block ran that much late
+    assert sorted(lags)[0] < 0.05  # the others on time
+    assert all(lag >= 0 for lag in lags)

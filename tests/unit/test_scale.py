@@ -181,3 +181,19 @@ def test_profile_shares_split_a_workers_samples_by_handler_and_module() -> None:
         "agents/tables.py": 0.1,
         "libraries": 0.1,
     }
+
+
+def test_loop_lag_quantiles_come_from_the_heartbeats_between_two_snapshots() -> None:
+    from agents.bench import lag_quantiles
+
+    before = {0.005: 100.0, 0.05: 10.0, float("inf"): 0.0}
+    # 1,000 more heartbeats: 980 within 5 ms, 15 within 50 ms, 5 past the last bucket
+    after = {0.005: 1080.0, 0.05: 25.0, float("inf"): 5.0}
+    assert lag_quantiles(before, after) == {
+        "heartbeats": 1000,
+        "p50_le_s": 0.005,
+        "p99_le_s": 0.05,
+    }
+    tail = {0.005: 1070.0, 0.05: 11.0, float("inf"): 19.0}  # 19 of 990 past 50 ms
+    assert lag_quantiles(before, tail)["p99_le_s"] == float("inf")
+    assert lag_quantiles({}, {}) == {"heartbeats": 0}

@@ -75,6 +75,7 @@ async def test_worker_counts_events_dead_letters_and_freshness(
         table = (("table", "users"), ("version", "1"), ("worker", "w1"))
         assert samples[("kapparec_table_keys", table)] == 3
         assert samples[("kapparec_publish_seconds_count", (("version", "1"),))] >= 1
+        assert samples[("kapparec_loop_lag_seconds_count", (("version", "1"),))] >= 1  # heartbeats
     finally:
         server.should_exit = True
         await task
