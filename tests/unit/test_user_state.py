@@ -195,8 +195,6 @@ def test_co_visit_pairs_both_ways_weighted_by_strength() -> None:
     )
 
 
-
-
 def test_co_visit_weight_falls_with_step_distance() -> None:
     feed = Feed()
     feed("view", "A", T0)
