@@ -320,13 +320,37 @@ def clustered_vectors(n: int, dim: int, clusters: int, seed: int) -> np.ndarray:
     return out
 
 
-def exact_top(mat: np.ndarray, queries: np.ndarray, k: int) -> list[list[int]]:
-    """Labels of the true top ``k`` inner products per query (brute force, in blocks)."""
+def exact_top(
+    mat: np.ndarray, queries: np.ndarray, k: int, rows: int = 1_000_000
+) -> list[list[int]]:
+    """Labels of the true top ``k`` inner products per query (brute force).
+
+    In blocks of 100 queries and ``rows`` vectors, keeping a running top ``k`` per query:
+    the scores of 100 queries against all of 10 M vectors would take 4 GB at once.
+    """
     found: list[list[int]] = []
-    for start in range(0, len(queries), 100):
-        scores = queries[start : start + 100] @ mat.T
-        top = np.argpartition(-scores, k, axis=1)[:, :k]
-        found.extend([int(x) for x in row] for row in top)
+    for qs in range(0, len(queries), 100):
+        block = queries[qs : qs + 100]
+        best_s = np.full((len(block), 0), -np.inf, dtype=np.float32)
+        best_i = np.zeros((len(block), 0), dtype=np.int64)
+        for start in range(0, len(mat), rows):
+            scores = np.concatenate([best_s, block @ mat[start : start + rows].T], axis=1)
+            labels = np.concatenate(
+                [
+                    best_i,
+                    np.broadcast_to(
+                        np.arange(start, start + scores.shape[1] - best_s.shape[1]),
+                        (len(block), scores.shape[1] - best_s.shape[1]),
+                    ),
+                ],
+                axis=1,
+            )
+            if scores.shape[1] > k:
+                keep = np.argpartition(-scores, k, axis=1)[:, :k]
+                scores = np.take_along_axis(scores, keep, axis=1)
+                labels = np.take_along_axis(labels, keep, axis=1)
+            best_s, best_i = scores, labels
+        found.extend([int(x) for x in row] for row in best_i)
     return found
 
 

@@ -197,3 +197,15 @@ def test_loop_lag_quantiles_come_from_the_heartbeats_between_two_snapshots() -> 
     tail = {0.005: 1070.0, 0.05: 11.0, float("inf"): 19.0}  # 19 of 990 past 50 ms
     assert lag_quantiles(before, tail)["p99_le_s"] == float("inf")
     assert lag_quantiles({}, {}) == {"heartbeats": 0}
+
+
+def test_exact_top_in_blocks_finds_the_brute_force_top() -> None:
+    import numpy as np
+
+    from agents.scale_bench import clustered_vectors, exact_top
+
+    mat = clustered_vectors(3_000, 8, 5, seed=1)
+    queries = mat[:130] + 0.05  # two blocks of queries
+    truth = [set(np.argsort(-(q @ mat.T))[:10].tolist()) for q in queries]
+    for rows in (7, 1_000, 1_000_000):  # blocks smaller than k, uneven, one block
+        assert [set(found) for found in exact_top(mat, queries, 10, rows)] == truth
