@@ -334,17 +334,10 @@ def exact_top(
         best_s = np.full((len(block), 0), -np.inf, dtype=np.float32)
         best_i = np.zeros((len(block), 0), dtype=np.int64)
         for start in range(0, len(mat), rows):
-            scores = np.concatenate([best_s, block @ mat[start : start + rows].T], axis=1)
-            labels = np.concatenate(
-                [
-                    best_i,
-                    np.broadcast_to(
-                        np.arange(start, start + scores.shape[1] - best_s.shape[1]),
-                        (len(block), scores.shape[1] - best_s.shape[1]),
-                    ),
-                ],
-                axis=1,
-            )
+            new = block @ mat[start : start + rows].T
+            ids = np.broadcast_to(np.arange(start, start + new.shape[1]), new.shape)
+            scores = np.concatenate([best_s, new], axis=1)
+            labels = np.concatenate([best_i, ids], axis=1)
             if scores.shape[1] > k:
                 keep = np.argpartition(-scores, k, axis=1)[:, :k]
                 scores = np.take_along_axis(scores, keep, axis=1)
