@@ -28,6 +28,7 @@ from agents.experiments import Experiments, wire_experiments
 from agents.ingest import IngestInteractions
 from agents.items import AggregateItems, MergeTrending
 from agents.kafka_security import faust_credentials
+from agents.loop_priority import LoopPriority
 from agents.loop_watchdog import LoopWatchdog
 from agents.metrics import LOOP_LAG, TABLE_KEYS, WORKER
 from agents.publisher import Publisher, connect
@@ -161,6 +162,7 @@ def build_app(settings: Settings) -> Runtime:
     item_deltas = _raw_topic(app, topics.item_deltas.name)
     trending_topic = _raw_topic(app, topics.trending_partials.name)
     follower = CatalogFollower(settings, catalog)
+    priority = LoopPriority()
     rt = Runtime(
         app=app,
         topics=topics,
@@ -174,7 +176,7 @@ def build_app(settings: Settings) -> Runtime:
             trending_topic,
             catalog_synced=follower.synced,
         ),
-        items=AggregateItems(settings, items, parts, catalog, trending_topic, publisher),
+        items=AggregateItems(settings, items, parts, catalog, trending_topic, publisher, priority),
         catalog=IngestCatalog(
             settings,
             catalog,
@@ -198,10 +200,11 @@ def build_app(settings: Settings) -> Runtime:
         app,
         _raw_topic(app, topics.interactions.name),
         "ingest_interactions",
-        rt.ingest.handle,
+        _urgent(priority, rt.ingest.handle),
         source_batches,
         within,
         follower.caught_up,
+        priority,
     )
     item_within = max(within, settings.item_flush_s)
     _batch_agent(
@@ -283,6 +286,16 @@ def source_messages(settings: Settings) -> int:
     return max(1, settings.batch_size // SOURCE_CHUNK)
 
 
+def _urgent(
+    priority: LoopPriority, handle: Callable[[Sequence[Any]], Awaitable[None]]
+) -> Callable[[Sequence[Any]], Awaitable[None]]:
+    async def run(events: Sequence[Any]) -> None:
+        async with priority.urgent():
+            await handle(events)
+
+    return run
+
+
 def _each(handle: Callable[[Any], Awaitable[None]]) -> Callable[[Sequence[Any]], Awaitable[None]]:
     async def run(events: Sequence[Any]) -> None:
         for event in events:
@@ -299,8 +312,11 @@ def _batch_agent(
     size: int,
     within: float,
     ready: asyncio.Event | None = None,
+    priority: LoopPriority | None = None,
 ) -> None:
     async def agent(stream: faust.StreamT) -> None:
+        if priority is not None:  # its queued input goes before background work
+            priority.watch(stream.channel.queue.qsize)
         # take_events acknowledges a batch when the next one is requested, i.e. after
         # handle() returned; a failing handle() never returns (see _guard). It also
         # acknowledges the batch in its cleanup when the agent is cancelled (a graceful

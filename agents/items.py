@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Awaitable, Callable, Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
 
@@ -13,6 +13,7 @@ import faust
 import orjson
 
 from agents.control import RECATEGORIZE, REFRESH, control_of
+from agents.loop_priority import LoopPriority
 from agents.publisher import Publisher, Write
 from agents.tables import put_all, reader
 from streams.item_side import (
@@ -28,6 +29,8 @@ from streams.serving import encode_list
 from streams.settings import Settings
 from streams.trending import Partial
 
+LISTS_PER_PAUSE = 64  # item lists built between two pauses (about 6 ms)
+
 
 @dataclass
 class AggregateItems:
@@ -39,6 +42,8 @@ class AggregateItems:
     catalog: Any  # agents.catalog_follower.CatalogCopy
     trending_partials: faust.TopicT
     publisher: Publisher
+    # The ingest's batches go first on the shared loop (agents/loop_priority.py).
+    priority: LoopPriority = field(default_factory=LoopPriority)
 
     def __post_init__(self) -> None:
         self._items_get = reader(self.items)
@@ -76,22 +81,25 @@ class AggregateItems:
                 s.neighbours_per_partition,
                 result,
             )
-            await asyncio.sleep(0)  # a long batch lets the ingest agent in between messages
+            await self.priority.step_aside()
         # Item states first: each carries its own de-duplication, so a crash between these
         # writes leaves nothing counted twice and nothing lost on replay. One wait for all
         # partitions' item states, then one for the partition states.
+        pause = self.priority.step_aside
         await put_all(
-            (self.items, p, item, st)
-            for p, result in by_part.items()
-            for item, st in result.states.items()
+            (
+                (self.items, p, item, st)
+                for p, result in by_part.items()
+                for item, st in result.states.items()
+            ),
+            pause,
         )
-        await put_all((self.parts, p, str(p), states[p]) for p in by_part)
+        await put_all(((self.parts, p, str(p), states[p]) for p in by_part), pause)
         writes: list[Write] = []
         sends = []
         for p, result in by_part.items():
             part = states[p]
-            writes.extend(self._item_lists(result))
-            await asyncio.sleep(0)
+            writes.extend(await self._item_lists(result))
             if result.categories:
                 payload = {"p": p, "t": part.max_ts, "c": part.partial.export(result.categories)}
                 sends.append(
@@ -102,7 +110,7 @@ class AggregateItems:
         await self.publisher.write(writes)
         await asyncio.gather(*sends)
 
-    def _item_lists(self, result: BatchResult) -> list[Write]:
+    async def _item_lists(self, result: BatchResult) -> list[Write]:
         s = self.settings
         now = int(time.time() * 1000)
         writes: list[Write] = []
@@ -112,6 +120,9 @@ class AggregateItems:
                 lst = item_list(state, rel, self._catalog_get, s.item_list_size, s.half_life_s)
                 value = encode_list(lst, now, state.last_ts)
                 writes.append((self.publisher.keys.item(rel, item), value, s.item_ttl_s))
+                if len(writes) % LISTS_PER_PAUSE == 0:
+                    await self.priority.step_aside()
+        await self.priority.step_aside()
         return writes
 
 

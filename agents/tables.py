@@ -75,12 +75,23 @@ def _codecs(key_serializer: str, value_serializer: str) -> tuple[Any, Any]:
     return codecs.get_codec(key_serializer), codecs.get_codec(value_serializer)
 
 
-async def put_all(writes: Iterable[tuple[Any, int, str, Any]]) -> None:
-    """Apply ``(table, partition, key, value)`` writes and wait until all are durable."""
+async def _turn() -> None:
+    await asyncio.sleep(0)
+
+
+async def put_all(
+    writes: Iterable[tuple[Any, int, str, Any]],
+    pause: Callable[[], Awaitable[None]] = _turn,
+) -> None:
+    """Apply ``(table, partition, key, value)`` writes and wait until all are durable.
+
+    ``pause`` is awaited every ``YIELD_EVERY`` writes (serialising thousands of states
+    lets other agents in); by default a turn of the event loop.
+    """
     futures = []
     for i, w in enumerate(writes, 1):
         futures.append(await put(*w))
         if i % YIELD_EVERY == 0:
-            await asyncio.sleep(0)  # serialising thousands of states: let other agents in
+            await pause()
     if futures:
         await asyncio.gather(*futures)
