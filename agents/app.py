@@ -316,7 +316,7 @@ def _batch_agent(
 ) -> None:
     async def agent(stream: faust.StreamT) -> None:
         if priority is not None:  # its queued input goes before background work
-            priority.watch(stream.channel.queue.qsize)
+            priority.watch(name, stream.channel.queue.qsize)
         # take_events acknowledges a batch when the next one is requested, i.e. after
         # handle() returned; a failing handle() never returns (see _guard). It also
         # acknowledges the batch in its cleanup when the agent is cancelled (a graceful

@@ -45,8 +45,8 @@ class LoopPriority:
         self.quantum_s = quantum_s
         self.drain_s = drain_s
         self.urgent_now = 0
-        self._queues: list[Callable[[], int]] = []
-        self.waits = 0  # pauses that waited for urgent work (for tests and profiles)
+        self._queues: dict[str, Callable[[], int]] = {}
+        self.waits = 0  # pauses that waited (for tests and profiles)
         self._clear = asyncio.Event()
         self._clear.set()
         self._resumed = time.monotonic()
@@ -63,12 +63,15 @@ class LoopPriority:
             if not self.urgent_now:
                 self._clear.set()
 
-    def watch(self, queued: Callable[[], int]) -> None:
-        """Hold background work at its pauses while ``queued()`` (input waiting) > 0."""
-        self._queues.append(queued)
+    def watch(self, name: str, queued: Callable[[], int]) -> None:
+        """Hold background work at its pauses while ``queued()`` (input waiting) > 0.
+
+        One queue per ``name``: an agent started again replaces its old queue.
+        """
+        self._queues[name] = queued
 
     def _queued(self) -> bool:
-        return any(q() for q in self._queues)
+        return any(q() for q in self._queues.values())
 
     async def step_aside(self) -> None:
         """A pause of background work: a turn of the loop, or a wait for urgent work."""

@@ -132,7 +132,7 @@ def test_background_waits_while_watched_input_drains() -> None:
         for i in range(200):
             q.put_nowait(i)
         if watch:
-            p.watch(q.qsize)
+            p.watch("ingest", q.qsize)
 
         async def drain() -> None:
             while not q.empty():
@@ -156,10 +156,21 @@ def test_a_queue_nobody_drains_holds_the_background_for_drain_s_at_most() -> Non
 
     async def run() -> float:
         p = LoopPriority(quantum_s=0.0, drain_s=0.05)
-        p.watch(lambda: 7)
+        p.watch("ingest", lambda: 7)
         loop = asyncio.get_running_loop()
         start = loop.time()
         await asyncio.wait_for(p.step_aside(), 2.0)
         return loop.time() - start
 
     assert 0.05 <= asyncio.run(run()) < 1.0
+
+
+def test_an_agent_started_again_replaces_its_queue() -> None:
+    async def run() -> int:
+        p = LoopPriority(quantum_s=0.0, drain_s=30.0)
+        p.watch("ingest", lambda: 5)  # the queue of an agent that is gone
+        p.watch("ingest", lambda: 0)
+        await asyncio.wait_for(p.step_aside(), 1.0)  # would wait 30 s for the old queue
+        return p.waits
+
+    assert asyncio.run(run()) == 0
