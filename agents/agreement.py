@@ -16,7 +16,6 @@ from pathlib import Path
 from typing import Any
 
 import click
-import orjson
 import redis
 
 from agents.admin import ensure_topics
@@ -38,7 +37,7 @@ from streams.evaluation.agreement import (
 )
 from streams.evaluation.datasets import MINUTE_MS, load, spec_for
 from streams.evaluation.protocol import DAY_MS, Event
-from streams.serving import Keys
+from streams.serving import Keys, decode_user
 from streams.settings import Settings
 from streams.topics import build_topics
 
@@ -89,7 +88,7 @@ def user_items(
         part = uids[start : start + page]
         for uid, raw in zip(part, client.mget([keys.user(u) for u in part]), strict=True):
             if raw is not None:
-                out[uid] = orjson.loads(raw)["items"]
+                out[uid] = decode_user(raw)["items"]
     return out
 
 

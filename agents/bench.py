@@ -29,7 +29,7 @@ from agents.replica_recall import replica_recall
 from infra import stack
 from infra.workers import WorkerProcess
 from schemas.events import Interaction
-from streams.serving import Keys
+from streams.serving import Keys, decode_user
 from streams.settings import Settings, load_settings
 from streams.sources import synthetic
 from streams.topics import TopicSpec, build_topics
@@ -219,7 +219,7 @@ def _probe(p: Any, r: Any, keys: Keys, topic: str, encode: Any, probes: int, gap
         p.flush(10)
         while True:
             raw = r.get(keys.user(user))
-            if raw is not None and orjson.loads(raw)["event_ts"] == ts:
+            if raw is not None and decode_user(raw)["event_ts"] == ts:
                 samples.append(time.monotonic() - sent)
                 break
             if time.monotonic() - sent > 30:

@@ -11,12 +11,11 @@ import csv
 import sys
 from pathlib import Path
 
-import orjson
 import redis
 from tqdm import tqdm
 
 from streams.export import CSV_HEADER, Segment, csv_rows, jsonl_line
-from streams.serving import Keys
+from streams.serving import Keys, decode_user
 from streams.settings import Settings, require
 
 FORMATS = ("jsonl", "csv")
@@ -62,7 +61,7 @@ def export_lists(
                     if raw is None:  # expired between SCAN and MGET
                         continue
                     scanned += 1
-                    uid, record = name.decode()[len(prefix) :], orjson.loads(raw)
+                    uid, record = name.decode()[len(prefix) :], decode_user(raw)
                     if segment is not None and not segment(uid, record):
                         continue
                     written += 1

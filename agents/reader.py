@@ -18,10 +18,14 @@ from typing import Any
 import orjson
 import redis.asyncio as aioredis
 
-from streams.serving import SIMILAR, Keys
+from streams.recommend import ANCHORS
+from streams.serving import SIMILAR, Keys, decode_user
 from streams.user_state import BOUGHT, VIEWED
 
 POINTER_CACHE_S = 1.0
+# Items' categories, read to name a packed record's category reasons: how long one is
+# trusted, and how many are kept before the cache starts over (about 10 MB).
+CATEGORY_CACHE_S, CATEGORIES_KEPT = 60.0, 100_000
 RELATIONS = (BOUGHT, VIEWED, SIMILAR)  # item lists, in the order a fallback tries them
 REASONS = {BOUGHT: "b:", VIEWED: "v:", SIMILAR: "s:"}
 
@@ -61,6 +65,8 @@ class Reader:
         self._cached: tuple[float, int] | None = None
         # The last global trending list read (version, rows): what an outage falls back to.
         self.last_trending: tuple[int, list[list[Any]]] | None = None
+        # item -> (monotonic expiry, category or ""): see _name_categories
+        self._categories: dict[str, tuple[float, str]] = {}
 
     async def version(self) -> int:
         """The version to read: pinned, else the active pointer."""
@@ -82,12 +88,15 @@ class Reader:
         """The user's list, topped up from recent items' lists and then trending."""
         keys = Keys(self.namespace, await self.version())
         raw = await self.redis.get(keys.user(user_id))
-        record = orjson.loads(raw) if raw is not None else None
+        # Rows beyond k are only read when some are skipped as the user's recent items.
+        first = k + len(recent) + ANCHORS
+        record = decode_user(raw, first) if raw is not None else None
         result = ReadResult([], keys.version, record=record)
         seen: set[str] = set(recent)
         if record is not None:
             seen.update(record.get("recent", []))
             _extend(result, record["items"], k, seen, "user", keep_reason=True)
+            await self._name_categories(keys, result.items)
             recent = [*recent, *record.get("recent", [])]
         if len(result.items) < k and recent:
             anchors = list(dict.fromkeys(recent))[:10]
@@ -141,6 +150,34 @@ class Reader:
         keys = Keys(self.namespace, await self.version())
         raws = await self.redis.mget([keys.item_meta(i) for i in item_ids])
         return {i: orjson.loads(r) for i, r in zip(item_ids, raws, strict=True) if r is not None}
+
+    async def _name_categories(self, keys: Keys, rows: list[list[Any]]) -> None:
+        """A packed record's ``c`` reasons become ``c:<category>`` from the items' records.
+
+        Categories read are kept for ``CATEGORY_CACHE_S``: the items a list shows are
+        mostly popular ones, and a second read per request would halve the read rate.
+        """
+        unnamed = [row for row in rows if row[2] == "c"]
+        if not unnamed:
+            return
+        now = time.monotonic()
+        cache = self._categories
+        if len(cache) > CATEGORIES_KEPT:
+            cache.clear()
+        missing = list(
+            dict.fromkeys(
+                row[0] for row in unnamed if (hit := cache.get(row[0])) is None or hit[0] < now
+            )
+        )
+        if missing:
+            raws = await self.redis.mget([keys.item_meta(i) for i in missing])
+            for item, raw in zip(missing, raws, strict=True):
+                category = orjson.loads(raw).get("category") if raw is not None else None
+                cache[item] = (now + CATEGORY_CACHE_S, category or "")
+        for row in unnamed:
+            category = cache[row[0]][1]
+            if category:
+                row[2] = "c:" + category
 
     async def _top_up_trending(
         self, keys: Keys, result: ReadResult, k: int, seen: set[str]

@@ -87,6 +87,7 @@ class UserLists:
         now = int(time.time() * 1000)
         s = self.settings
         arms = {uid: self._arm(uid) for uid in users}
+        packed = self._category if s.user_list_encoding == "packed" else None
         return {
             uid: encode_user(
                 recommend(
@@ -104,9 +105,14 @@ class UserLists:
                 arms[uid].variant,
                 now,
                 state.last_ts,
+                packed,
             )
             for uid, state in users.items()
         }
+
+    def _category(self, item_id: str) -> str | None:
+        meta = self.catalog(item_id)
+        return meta.get("category") if meta else None
 
     def _arm(self, user_id: str) -> Arm:
         if self.experiment is None:

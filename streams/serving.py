@@ -1,7 +1,9 @@
 """The Redis key contract and the encoding of published lists (no Redis here).
 
 Keys live under a namespace per output version, ``<ns>:v<N>:``, and the pointer key
-``<ns>:active`` names the live version. Values are orjson documents.
+``<ns>:active`` names the live version. Values are orjson documents, except user records
+written with ``KAPPAREC_USER_LIST_ENCODING=packed`` (``streams.packed``): read a user
+record with :func:`decode_user`, which tells the two apart by the first byte.
 
 Ids go into keys verbatim (UTF-8), always as the last segment, after a kind prefix
 (``user:``, ``bought:``, ...). No kind prefix is a prefix of another, so the key
@@ -13,13 +15,15 @@ be encoded (surrogates) or would break a terminal never get this far: the id rul
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import orjson
 
 from streams.blending import Rec
+from streams.packed import FORMAT as PACKED
+from streams.packed import pack_user, unpack_user
 from streams.user_state import BOUGHT, VIEWED
 
 RECORD_VERSION = 1
@@ -121,8 +125,17 @@ def encode_user(
     variant: str,
     computed_at_ms: int,
     event_ts: int,
+    packed: Callable[[str], str | None] | None = None,
 ) -> bytes:
-    """A user's record: ranked items with score and reason, plus the anchors used."""
+    """A user's record: ranked items with score and reason, plus the anchors used.
+
+    With ``packed`` (the catalogue's category of an item), the packed record when the
+    list fits it (:func:`streams.packed.pack_user`), else this orjson one.
+    """
+    if packed is not None:
+        raw = pack_user(recs, recent, version, variant, computed_at_ms, event_ts, packed)
+        if raw is not None:
+            return raw
     return orjson.dumps(
         {
             "v": RECORD_VERSION,
@@ -148,8 +161,23 @@ def decode(raw: bytes | None) -> dict[str, Any] | None:
     return None if raw is None else orjson.loads(raw)
 
 
+def decode_user(raw: bytes, first: int | None = None) -> dict[str, Any]:
+    """A user record, orjson or packed, as a dict of the orjson record's fields.
+
+    A packed record's category reasons read ``c``: the item's own category, named in its
+    catalogue record (:meth:`Keys.item_meta`). ``first`` lets a packed record decode only
+    its first items; an orjson record is decoded whole.
+    """
+    if raw[:1] == b"{":
+        return dict(orjson.loads(raw))
+    if raw[:1] == bytes([PACKED]):
+        return unpack_user(raw, first)
+    raise ValueError(f"not a user record: first byte {raw[:1]!r}")
+
+
 def same_items(a: bytes | None, b: bytes) -> bool:
-    """True when two records hold the same items, ignoring timestamps."""
+    """True when two records (user records of either encoding, or item lists) hold the same
+    items, ignoring timestamps."""
     if a is None:
         return False
-    return bool(orjson.loads(a)["items"] == orjson.loads(b)["items"])
+    return bool(decode_user(a)["items"] == decode_user(b)["items"])

@@ -65,6 +65,9 @@ class Settings:
     list_size: int = 50
     item_list_size: int = 20
     user_ttl_s: int = 30 * 86_400
+    # user records: "json" (the orjson record) or "packed" (streams.packed: about a
+    # quarter of the Redis memory; readers decode it with streams.serving.decode_user)
+    user_list_encoding: str = "json"
     item_ttl_s: int = 30 * 86_400
     version_ttl_s: int = 7 * 86_400
     settle_s: float = 10.0
@@ -222,9 +225,12 @@ def _bool(raw: str) -> bool:
 
 
 def _choice(*allowed: str) -> Callable[[str], str]:
+    """One of ``allowed``, whatever the case given."""
+    by_key = {a.casefold(): a for a in allowed}
+
     def parse(raw: str) -> str:
-        value = raw.strip().upper()
-        if value not in allowed:
+        value = by_key.get(raw.strip().casefold())
+        if value is None:
             raise ValueError(f"must be one of {', '.join(allowed)}")
         return value
 
@@ -322,6 +328,7 @@ _PARSERS: dict[str, Callable[[str], Any]] = {
     "metrics_interval_s": _positive_float,
     "drift_delta": _probability,
     "recs_out": _bool,
+    "user_list_encoding": _choice("json", "packed"),
     "worker_id": _name,
     "web_port": _non_negative_int,
     "session_timeout_s": _positive_float,

@@ -7,6 +7,7 @@ same transitions run in-process; the first test also pins a hand-computed exampl
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -25,7 +26,7 @@ from infra.workers import WorkerProcess
 from schemas.dead_letter import DeadLetter
 from schemas.events import CatalogItem, Interaction
 from streams.pipeline import LocalPipeline
-from streams.serving import Keys
+from streams.serving import Keys, decode_user
 from streams.settings import Settings
 from streams.sources import synthetic
 from streams.topics import build_topics
@@ -315,5 +316,42 @@ def test_business_rules_and_category_cap_in_the_worker(
         for uid in ref.users:
             got = published(s, keys.user(uid)) or []
             assert all(brands.get(row[0]) != "brand3" for row in got), uid
+    finally:
+        worker.stop(grace_s=10.0)
+
+
+def test_packed_user_records_in_the_worker(
+    fast_settings: Callable[..., Settings], tmp_path: Path
+) -> None:
+    """KAPPAREC_USER_LIST_ENCODING=packed: every list is packed and reads as the reference."""
+    s = fast_settings(user_list_encoding="packed")
+    events = [
+        dataclasses.replace(e, item_id=e.item_id.removeprefix("i"))  # numeric ids pack
+        for e in synthetic(n_users=60, n_items=40, n_events=1500, seed=11)
+    ]
+    category = {e.item_id: e.category for e in events if isinstance(e, CatalogItem)}
+    assert produce(s, events, progress=False).ok
+    worker = WorkerProcess(s, tmp_path / "w1.log")
+    try:
+        drain(s, worker)
+        ref = LocalPipeline(s)
+        ref.apply_all(events)
+        keys = Keys(s.namespace, s.version)
+        reasons = set()
+        with redis.Redis.from_url(s.redis_url) as r:
+            for uid in ref.users:
+                raw = r.get(keys.user(uid))
+                assert raw is not None and raw[:1] == b"\x02", uid
+                got = decode_user(raw)["items"]
+                want = [rec.to_list() for rec in ref.recommend(uid)]
+                assert [g[0] for g in got] == [w[0] for w in want], uid
+                # a category reason is the item's own category, left for the reader to name
+                named = [f"c:{category[g[0]]}" if g[2] == "c" else g[2] for g in got]
+                assert named == [w[2] for w in want], uid
+                for g, rec in zip(got, ref.recommend(uid), strict=True):
+                    # half a score step (2 ** (1/32) - 1) plus the 4-decimal rounding
+                    assert abs(g[1] - rec.score) <= 0.022 * rec.score + 5.1e-5, (uid, g)
+                reasons.update(g[2][:1] for g in got)
+        assert {"c", "v", "t"} <= reasons, "every kind of reason must have been packed"
     finally:
         worker.stop(grace_s=10.0)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import orjson
 import pytest
 import redis
 import redis.asyncio as aioredis
@@ -11,6 +12,8 @@ from prometheus_client.parser import text_string_to_metric_families
 from agents.metrics import Recorder, read_snapshot
 from agents.reader import Reader
 from agents.telemetry import alerts_key
+from streams.blending import Rec
+from streams.serving import Keys, encode_user
 from streams.settings import Settings
 from tests.integration.serving.conftest import Api
 from tests.integration.serving.support import (
@@ -69,6 +72,50 @@ async def test_same_chain_as_the_read_helper(api: Api, seeded: Settings) -> None
             assert await get(api, url) == {"user_id": user, **expected}
         expected = (await reader.similar("i1", 4)).to_dict()
         assert await get(api, "/items/i1/also-bought?k=4") == {"item_id": "i1", **expected}
+    finally:
+        await client.aclose()
+
+
+async def test_a_packed_user_record_is_served_as_the_orjson_one(api: Api, seeded: Settings) -> None:
+    recs = [Rec("101", 2.5, "b:900"), Rec("102", 0.75, "c:bags"), Rec("103", 0.1, "t")]
+    cats = {"102": "bags"}
+    keys = Keys(seeded.namespace, 1)
+    with redis.Redis.from_url(seeded.redis_url) as client:
+        client.set(keys.item_meta("102"), orjson.dumps({"item_id": "102", "category": "bags"}))
+        for user, lookup in (("json", None), ("packed", cats.get)):
+            client.set(keys.user(user), encode_user(recs, ["900"], 1, "B", 5, 7, lookup))
+        assert client.get(keys.user("packed"))[:1] == b"\x02"  # type: ignore[index]
+    plain = await get(api, "/recommendations/json?k=3")
+    packed = await get(api, "/recommendations/packed?k=3")
+    assert plain["items"] == [["101", 2.5, "b:900"], ["102", 0.75, "c:bags"], ["103", 0.1, "t"]]
+    assert [row[::2] for row in packed["items"]] == [row[::2] for row in plain["items"]]
+    assert [row[1] for row in packed["items"]] == pytest.approx([2.5, 0.75, 0.1], rel=0.025)
+    assert {k: v for k, v in packed.items() if k not in ("user_id", "items")} == {
+        k: v for k, v in plain.items() if k not in ("user_id", "items")
+    }
+
+
+async def test_packed_category_names_are_read_once_per_minute(
+    seeded: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    keys = Keys(seeded.namespace, 1)
+    recs = [Rec("201", 1.0, "c:bags"), Rec("202", 0.5, "c:hats")]
+    client = aioredis.Redis.from_url(seeded.redis_url)
+    try:
+        await client.set(keys.user("u"), encode_user(recs, [], 1, "A", 1, 2, lambda i: None))
+        assert (await client.get(keys.user("u")))[:1] == b"{"  # not the items' categories
+        cats = {"201": "bags", "202": "hats"}
+        await client.set(keys.user("u"), encode_user(recs, [], 1, "A", 1, 2, cats.get))
+        for item, cat in cats.items():
+            await client.set(keys.item_meta(item), orjson.dumps({"category": cat}))
+        reader = Reader(client, seeded.namespace)
+        named = [["201", 1.0, "c:bags"], ["202", 0.5, "c:hats"]]
+        assert (await reader.recommendations("u", 2)).items == named
+        await client.delete(keys.item_meta("201"))
+        assert (await reader.recommendations("u", 2)).items == named  # from the cache
+        monkeypatch.setattr("agents.reader.CATEGORY_CACHE_S", 0.0)
+        reader = Reader(client, seeded.namespace)
+        assert (await reader.recommendations("u", 2)).items == [["201", 1.0, "c"], named[1]]
     finally:
         await client.aclose()
 
