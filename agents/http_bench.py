@@ -26,14 +26,25 @@ import orjson
 import redis
 
 from agents.loadgen import http_get, resp_command, run_load
-from streams.serving import Keys
+from streams.blending import Rec
+from streams.serving import Keys, encode_user
 
 LIST_SIZE, ITEM_LIST_SIZE = 50, 20
 TTL_S = 3600  # a crashed run leaves nothing behind for long
 
 
-def populate(client: redis.Redis, namespace: str, users: int, items: int, seed: int = 0) -> None:
-    """Write lists shaped like the workers' for ``users`` users and ``items`` items."""
+def populate(
+    client: redis.Redis,
+    namespace: str,
+    users: int,
+    items: int,
+    seed: int = 0,
+    encoding: str = "json",
+) -> None:
+    """Write lists shaped like the workers' for ``users`` users and ``items`` items.
+
+    Users' lists are encoded as ``KAPPAREC_USER_LIST_ENCODING=encoding`` would write them.
+    """
     rng = random.Random(seed)
     keys = Keys(namespace, 1)
     now = int(time.time() * 1000)
@@ -43,31 +54,33 @@ def populate(client: redis.Redis, namespace: str, users: int, items: int, seed: 
     def pick(n: int) -> list[str]:
         return rng.sample(item_ids, n)
 
-    for i, item in enumerate(item_ids):
+    def category(item: str) -> str:
+        return f"cat.{int(item) % 40}"
+
+    packed = category if encoding == "packed" else None
+
+    for item in item_ids:
         for rel in ("bought", "viewed"):
             rows = [[x, round(rng.random() * 5, 3)] for x in pick(ITEM_LIST_SIZE)]
             doc = {"v": 1, "computed_at": now, "event_ts": now, "items": rows}
             pipe.set(keys.item(rel, item), orjson.dumps(doc), ex=TTL_S)
-        meta = {"item_id": item, "title": f"item {item}", "category": f"cat.{i % 40}"}
+        meta = {"item_id": item, "title": f"item {item}", "category": category(item)}
         pipe.set(keys.item_meta(item), orjson.dumps(meta), ex=TTL_S)
     trending = [[x, round(100 - j * 0.5, 3)] for j, x in enumerate(pick(100))]
     pipe.set(keys.trending(), orjson.dumps({"v": 1, "items": trending}), ex=TTL_S)
     pipe.execute()
     for u in range(users):
         anchors = pick(5)
-        rows = [
-            [
+        recs = [
+            Rec(
                 x,
-                round(1 - j / LIST_SIZE, 4),
-                rng.choice([f"b:{anchors[0]}", f"v:{anchors[1]}", "t"]),
-            ]
+                1 - j / LIST_SIZE,
+                rng.choice([f"b:{anchors[0]}", f"v:{anchors[1]}", f"c:{category(x)}", "t"]),
+            )
             for j, x in enumerate(pick(LIST_SIZE))
         ]
-        record = {
-            "v": 1, "version": 1, "variant": "A", "computed_at": now, "event_ts": now,
-            "items": rows, "recent": anchors,
-        }  # fmt: skip
-        pipe.set(keys.user(f"u{u}"), orjson.dumps(record), ex=TTL_S)
+        record = encode_user(recs, anchors, 1, "A", now, now, packed)
+        pipe.set(keys.user(f"u{u}"), record, ex=TTL_S)
         if u % 2000 == 1999:
             pipe.execute()
     pipe.set(keys.active, "1", ex=TTL_S)
@@ -119,7 +132,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     host, port_s = where.rsplit(":", 1)
     namespace = f"httpbench{uuid.uuid4().hex[:6]}"
     client = redis.Redis.from_url(url)
-    populate(client, namespace, args.users, args.items)
+    populate(client, namespace, args.users, args.items, encoding=args.encoding)
     port = _free_port()
     env = {
         **{k: v for k, v in os.environ.items() if not k.startswith("KAPPAREC_")},
@@ -135,6 +148,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "server_processes": args.processes,
         "users": args.users,
         "items": args.items,
+        "user_list_encoding": args.encoding,
         "http": [],
         "redis_get": [],
     }
@@ -184,6 +198,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--connections", type=int, default=64)
     p.add_argument("--users", type=int, default=20_000)
     p.add_argument("--items", type=int, default=5_000)
+    p.add_argument("--encoding", choices=("json", "packed"), default="json", help="of users' lists")
     p.add_argument("--out", type=Path, default=Path("reports"))
     args = p.parse_args(argv)
     if not args.redis_url.startswith("redis://"):

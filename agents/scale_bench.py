@@ -41,7 +41,7 @@ import sys
 import time
 import tracemalloc
 import zlib
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -443,8 +443,11 @@ def hnsw_run(n: int, queries: int, seed: int, save_dir: Path, threads: int = 1) 
 # --- Redis -----------------------------------------------------------------------------
 
 
-def realistic_lists(data_dir: Path, k: int, limit: int) -> list[tuple[list[Any], list[str]]]:
-    """Published lists (recs, anchors) of the REES46 slice's most active users."""
+Sample = tuple[list[Any], list[str], dict[str, str]]  # recs, anchors, category of each rec
+
+
+def realistic_lists(data_dir: Path, k: int, limit: int) -> list[Sample]:
+    """Published lists of the REES46 slice's most active users, with their categories."""
     from schemas.events import Interaction
     from streams.pipeline import LocalPipeline
     from streams.recommend import plan
@@ -467,13 +470,15 @@ def realistic_lists(data_dir: Path, k: int, limit: int) -> list[tuple[list[Any],
     for uid in sorted(counts, key=lambda u: (-counts[u], u)):
         recs = pipe.recommend(uid, k)
         if len(recs) == k:
-            out.append((recs, plan(pipe.users[uid], pipe.catalog.get).anchors))
+            anchors = plan(pipe.users[uid], pipe.catalog.get).anchors
+            cats = {r.item_id: (pipe.catalog.get(r.item_id) or {}).get("category") for r in recs}
+            out.append((recs, anchors, {i: c for i, c in cats.items() if c}))
         if len(out) == limit:
             break
     return out
 
 
-def worst_case_lists(k: int, n: int, seed: int) -> list[tuple[list[Any], list[str]]]:
+def worst_case_lists(k: int, n: int, seed: int) -> list[Sample]:
     """Lists whose every reason is ``b:``/``v:`` of one of 10 eight-digit anchors."""
     from streams.blending import Rec
 
@@ -490,28 +495,30 @@ def worst_case_lists(k: int, n: int, seed: int) -> list[tuple[list[Any], list[st
             for _ in range(k)
         ]
         recs.sort(key=lambda r: -r.score)
-        out.append((recs, anchors))
+        out.append((recs, anchors, {}))
     return out
 
 
-def encodings(recs: Sequence[Any], anchors: Sequence[str]) -> dict[str, bytes]:
-    """The current user record and the candidate encodings of the same list."""
-    from streams.evaluation.scale import compact_user, packed_user
+def encodings(
+    recs: Sequence[Any], anchors: Sequence[str], categories: Mapping[str, str]
+) -> dict[str, bytes]:
+    """The user record in both shipped encodings, and the candidates measured beside them.
+
+    ``packed`` is what ``KAPPAREC_USER_LIST_ENCODING=packed`` writes: the packed record,
+    or the orjson one for a list it cannot hold.
+    """
+    from streams.evaluation.scale import compact_user
     from streams.serving import encode_user
 
     now, ts = 1_795_290_895_635, 1_570_000_005_000
     current = encode_user(recs, anchors, 1, "A", now, ts)
-    out = {
+    return {
         "current": current,
+        "packed": encode_user(recs, anchors, 1, "A", now, ts, categories.get),
         "parallel_arrays": compact_user(recs, anchors, 1, "A", now, ts),
         "parallel_arrays_no_scores": compact_user(recs, anchors, 1, "A", now, ts, scores=False),
         "current_zlib": zlib.compress(current, 6),
     }
-    packed = packed_user(recs, anchors, ts)
-    if packed is not None:
-        out["packed_binary"] = packed
-        out["packed_binary_no_scores"] = packed_user(recs, anchors, ts, scores=False) or b""
-    return out
 
 
 def item_lists(n: int, size: int, seed: int) -> list[bytes]:
@@ -555,8 +562,9 @@ def redis_run(url: str, data_dir: Path, samples: int, seed: int) -> dict[str, An
     try:
         for name, lists in sets.items():
             per: dict[str, dict[str, list[int]]] = {}
-            for n, (recs, anchors) in enumerate(lists):
-                for e, (enc, raw) in enumerate(encodings(recs, anchors).items()):
+            packed = 0  # lists the packed encoding held (the others fell back to orjson)
+            for n, (recs, anchors, categories) in enumerate(lists):
+                for e, (enc, raw) in enumerate(encodings(recs, anchors, categories).items()):
                     # nine digits, like REES46 user ids: every key has the production length
                     key = keys.user(str(512_000_000 + 10 * n + e))
                     r.set(key, raw, ex=ttl)
@@ -565,8 +573,10 @@ def redis_run(url: str, data_dir: Path, samples: int, seed: int) -> dict[str, An
                     slot = per.setdefault(enc, {"value": [], "memory_usage": []})
                     slot["value"].append(len(raw))
                     slot["memory_usage"].append(usage)
+                    packed += enc == "packed" and raw[:1] != b"{"
             result[name] = {
                 "lists": len(lists),
+                "lists_packed": packed,
                 "reasons": _reason_mix(lists),
                 **{
                     enc: {
@@ -595,9 +605,9 @@ def redis_run(url: str, data_dir: Path, samples: int, seed: int) -> dict[str, An
     return result
 
 
-def _reason_mix(lists: Sequence[tuple[Sequence[Any], Sequence[str]]]) -> dict[str, int]:
+def _reason_mix(lists: Sequence[Sample]) -> dict[str, int]:
     mix: dict[str, int] = {}
-    for recs, _ in lists:
+    for recs, _, _ in lists:
         for rec in recs:
             kind = rec.reason.split(":", 1)[0]
             mix[kind] = mix.get(kind, 0) + 1

@@ -3,15 +3,15 @@
 The published user record (``streams.serving.encode_user``) repeats the item id, a
 4-decimal score and a reason string per entry. Its size is what 50 M user lists cost in
 Redis, so the measurement compares it with denser encodings that carry the same list.
-None of these is wired into the workers: they are proposals, measured side by side, and
-each has a decoder back to the ``[item_id, score, reason]`` entries so that a test can
-check that nothing but score precision is lost.
+The shipped alternative is the packed record (``streams.packed``); the parallel arrays
+here are a proposal measured beside it, with a decoder back to the
+``[item_id, score, reason]`` entries so that a test can check that nothing but score
+precision is lost.
 """
 
 from __future__ import annotations
 
 import math
-import struct
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
@@ -67,72 +67,6 @@ def expand_compact(raw: bytes) -> list[list[Any]]:
         [item, None if scores is None else scores[n] / SCORE_SCALE, doc["w"][doc["r"][n]]]
         for n, item in enumerate(doc["i"])
     ]
-
-
-def packed_user(
-    recs: Sequence[Rec], recent: Sequence[str], event_ts: int, scores: bool = True
-) -> bytes | None:
-    """A binary record for numeric ids below 2**32 (REES46's are): ``None`` otherwise.
-
-    Layout (little endian): event_ts u64, n u8, m u8, then n item ids u32, n milli-scores
-    u16 (capped; left out without ``scores``), n reason codes u8, then the m anchor ids
-    u32. A reason code is 2 * anchor index (+ 1 for ``v:``; at most 127 anchors), 254 for
-    ``t`` and 255 for a category, whose name the reader takes from the user's recent
-    items. It shows what the list costs when the ids are numbers, not text.
-    """
-    ids = [r.item_id for r in recs] + list(recent)
-    if len(recs) > 255 or len(recent) > 127 or not all(_u32(i) for i in ids):
-        return None
-    anchor = {a: n for n, a in enumerate(recent)}
-    codes = []
-    for r in recs:
-        kind, _, arg = r.reason.partition(":")
-        if kind in ("b", "v") and arg in anchor:
-            codes.append(anchor[arg] * 2 + (kind == "v"))
-        else:
-            codes.append(254 if r.reason == "t" else 255)
-    n, m = len(recs), len(recent)
-    milli = [min(65_535, max(0, round(r.score * SCORE_SCALE))) for r in recs] if scores else []
-    return struct.pack(
-        f"<QBB{n}I{len(milli)}H{n}B{m}I",
-        event_ts,
-        n,
-        m,
-        *(int(r.item_id) for r in recs),
-        *milli,
-        *codes,
-        *(int(a) for a in recent),
-    )
-
-
-def unpack_user(raw: bytes, scores: bool = True) -> tuple[int, list[list[Any]]]:
-    """``(event_ts, [[item_id, score, reason], ...])`` of a :func:`packed_user` record.
-
-    Category reasons come back as ``c`` (the name is not stored) and, without scores,
-    the score is ``None``.
-    """
-    event_ts, n, m = struct.unpack_from("<QBB", raw)
-    fmt = f"<{n}I{n if scores else 0}H{n}B{m}I"
-    body = struct.unpack_from(fmt, raw, struct.calcsize("<QBB"))
-    ids, rest = body[:n], body[n:]
-    milli, rest = (rest[:n], rest[n:]) if scores else ((), rest)
-    codes, anchors = rest[:n], rest[n:]
-
-    def reason(code: int) -> str:
-        if code == 254:
-            return "t"
-        if code == 255:
-            return "c"
-        return f"{'bv'[code % 2]}:{anchors[code // 2]}"
-
-    return event_ts, [
-        [str(ids[i]), milli[i] / SCORE_SCALE if scores else None, reason(codes[i])]
-        for i in range(n)
-    ]
-
-
-def _u32(text: str) -> bool:
-    return text.isascii() and text.isdigit() and str(int(text)) == text and int(text) < 2**32
 
 
 def recall_at_k(found: Sequence[Iterable[int]], truth: Sequence[Iterable[int]]) -> float:

@@ -10,10 +10,8 @@ from streams.evaluation.scale import (
     compact_user,
     expand_compact,
     list_agreement,
-    packed_user,
     percentile,
     recall_at_k,
-    unpack_user,
 )
 from streams.serving import encode_user
 
@@ -50,32 +48,6 @@ def test_compact_user_writes_each_distinct_reason_once() -> None:
 def test_compact_user_without_scores_keeps_order_and_reasons() -> None:
     expanded = expand_compact(compact_user(RECS, ANCHORS, 1, "A", 1, 2, scores=False))
     assert [(e[0], e[1], e[2]) for e in expanded] == [(r.item_id, None, r.reason) for r in RECS]
-
-
-def test_packed_user_round_trips_ids_scores_and_anchor_reasons() -> None:
-    raw = packed_user(RECS, ANCHORS, 1_570_000_005_000)
-    assert raw is not None
-    ts, entries = unpack_user(raw)
-    assert ts == 1_570_000_005_000
-    assert [e[0] for e in entries] == [r.item_id for r in RECS]
-    assert [e[2] for e in entries] == ["b:1004856", "v:12703015", "c", "v:1004856", "t"]
-    assert [e[1] for e in entries] == [pytest.approx(r.score, abs=5e-4) for r in RECS]
-
-
-def test_packed_user_without_scores_is_smaller_and_still_decodes() -> None:
-    with_scores = packed_user(RECS, ANCHORS, 7)
-    without = packed_user(RECS, ANCHORS, 7, scores=False)
-    assert with_scores is not None and without is not None
-    assert len(with_scores) - len(without) == 2 * len(RECS)
-    _, entries = unpack_user(without, scores=False)
-    assert [e[0] for e in entries] == [r.item_id for r in RECS]
-    assert all(e[1] is None for e in entries)
-
-
-@pytest.mark.parametrize("bad", ["i123", "0123", "4294967296", "١٢٣"])
-def test_packed_user_refuses_ids_that_are_not_u32_numbers(bad: str) -> None:
-    assert packed_user([Rec(bad, 1.0, "t")], ANCHORS, 1) is None
-    assert packed_user(RECS, [*ANCHORS, bad], 1) is None
 
 
 def test_recall_at_k_counts_the_exact_answers_found() -> None:
