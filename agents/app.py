@@ -152,17 +152,19 @@ def build_app(settings: Settings) -> Runtime:
         app, {s.name: s.dead_letter for s in topics.sources() if s.dead_letter}
     )
     recs_out = RecsOut(app, topics.recs_out.name)
+    # Users' new events first: background work steps aside for them (loop_priority.py).
+    priority = LoopPriority()
     user_lists = UserLists(
         publisher,
         settings,
         reader(catalog),
         experiment=from_settings(settings),
         on_write=recs_out.send_all if settings.recs_out else None,
+        priority=priority,
     )
     item_deltas = _raw_topic(app, topics.item_deltas.name)
     trending_topic = _raw_topic(app, topics.trending_partials.name)
     follower = CatalogFollower(settings, catalog)
-    priority = LoopPriority()
     rt = Runtime(
         app=app,
         topics=topics,
@@ -188,7 +190,12 @@ def build_app(settings: Settings) -> Runtime:
             rebalances=lambda: app.rebalancing_count,
         ),
         trending=MergeTrending(
-            settings, partials, catalog, publisher, catalog_synced=follower.synced
+            settings,
+            partials,
+            catalog,
+            publisher,
+            catalog_synced=follower.synced,
+            priority=priority,
         ),
         dead_letters=dead_letters,
         user_lists=user_lists,

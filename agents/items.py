@@ -30,6 +30,7 @@ from streams.settings import Settings
 from streams.trending import Partial
 
 LISTS_PER_PAUSE = 64  # item lists built between two pauses (about 6 ms)
+CATEGORIES_PER_PAUSE = 16  # trending categories merged between two pauses
 
 
 @dataclass
@@ -146,6 +147,9 @@ class MergeTrending:
     max_ts: int = 0
     # Waits until this worker's catalogue copy holds every record written so far.
     catalog_synced: Callable[[], Awaitable[bool]] | None = None
+    # Merging is background work: it steps aside for the ingest's batches every
+    # CATEGORIES_PER_PAUSE categories and during its table writes.
+    priority: LoopPriority = field(default_factory=LoopPriority)
 
     def __post_init__(self) -> None:
         self._catalog_get = reader(self.catalog)
@@ -169,7 +173,8 @@ class MergeTrending:
             [
                 *((self.partials, 0, f"{p}/{cat}", lists) for cat, lists in cats.items()),
                 (self.partials, 0, MAX_TS, self.max_ts),
-            ]
+            ],
+            self.priority.step_aside,
         )
         await self._publish(cats)
 
@@ -186,7 +191,9 @@ class MergeTrending:
         ref = self.max_ts = self._max_ts()
         keys = self.publisher.keys
         writes: list[Write] = []
-        for cat in sorted(cats):
+        for n, cat in enumerate(sorted(cats)):
+            if n and n % CATEGORIES_PER_PAUSE == 0:
+                await self.priority.step_aside()
             found = {
                 q: {cat: v} for q in range(s.partitions) if (v := self.partials.get(f"{q}/{cat}"))
             }

@@ -13,6 +13,7 @@ from typing import Any
 
 import orjson
 
+from agents.loop_priority import LoopPriority
 from agents.metrics import WORKER
 from agents.publisher import Publisher, Write
 from streams.blending import DEFAULT_WEIGHTS, BlendWeights
@@ -23,6 +24,8 @@ from streams.settings import Settings
 from streams.user_state import BOUGHT, VIEWED, UserState
 
 PARSED_KEPT = 16_384
+# Users rebuilt by one step of a re-check: between steps it steps aside (see settle).
+SETTLE_CHUNK = 64
 
 
 class UserLists:
@@ -36,6 +39,7 @@ class UserLists:
         weights: BlendWeights = DEFAULT_WEIGHTS,
         experiment: Experiment | None = None,
         on_write: Callable[[Mapping[str, bytes]], Awaitable[None]] | None = None,
+        priority: LoopPriority | None = None,
     ) -> None:
         self.publisher = publisher
         self.settings = settings
@@ -45,6 +49,9 @@ class UserLists:
         self.experiment = experiment
         # recs-out hook: every record written to Redis is also handed to this sender.
         self.on_write = on_write
+        # A re-check is background work: between its steps it steps aside for the
+        # ingest's batches (agents/loop_priority.py), so users' new events go first.
+        self.priority = priority or LoopPriority()
         self.rules = settings.business_rules
         # user -> (wall-clock deadline, record last written): re-check once after
         # settle_s, when the item side has folded in this user's own events.
@@ -139,7 +146,12 @@ class UserLists:
         WORKER.freshness(s.last_ts for s in users.values())
 
     async def settle(self, lookup: Callable[[str], UserState | None]) -> int:
-        """Rebuild users whose settle time passed; write only lists that changed."""
+        """Rebuild users whose settle time passed; write only lists that changed.
+
+        ``SETTLE_CHUNK`` users at a time, each step its own read and write, stepping
+        aside between steps: under load thousands of users come due at once, and
+        rebuilding them in one go held the event loop for most of a second.
+        """
         now = time.monotonic()
         due: list[tuple[str, bytes]] = []
         while self.settling:
@@ -148,6 +160,17 @@ class UserLists:
                 break
             self.settling.popitem(last=False)
             due.append((uid, items))
+        written = 0
+        for start in range(0, len(due), SETTLE_CHUNK):
+            if start:
+                await self.priority.step_aside()
+            written += await self._settle(due[start : start + SETTLE_CHUNK], lookup)
+        return written
+
+    async def _settle(
+        self, due: list[tuple[str, bytes]], lookup: Callable[[str], UserState | None]
+    ) -> int:
+        # Looked up now, not when they came due: a step runs after the pauses before it.
         states = {uid: s for uid, _ in due if (s := lookup(uid)) is not None}
         if not states:
             return 0

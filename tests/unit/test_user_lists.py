@@ -9,6 +9,7 @@ import orjson
 import pytest
 
 import agents.user_lists as user_lists
+from agents.loop_priority import LoopPriority
 from agents.user_lists import UserLists
 from schemas.events import Interaction
 from streams.serving import Keys, encode_list
@@ -142,3 +143,42 @@ def test_a_recheck_never_overwrites_a_list_published_while_it_was_built() -> Non
     assert _items(fresh)[:2] == ["y", "w"]  # B, the newest anchor, first
     assert rewritten == 0
     assert source.written[key] == fresh  # not the re-check's list, planned before B
+
+
+def test_a_recheck_steps_aside_between_its_steps_for_urgent_work(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(user_lists, "SETTLE_CHUNK", 4)
+    settings = Settings(namespace="t", redis_url="redis://unused", settle_s=0.01)
+    source = _Serving(settings)
+    priority = LoopPriority(quantum_s=0.0)
+    lists = UserLists(source, settings, catalog=lambda item: None, priority=priority)  # type: ignore[arg-type]
+    source.records[source.keys.viewed("A")] = encode_list([["x", 1.0]], T0, T0)
+    states = {f"u{n}": _user("A") for n in range(10)}
+
+    async def scenario() -> tuple[int, int]:
+        await lists.publish(states)
+        source.records[source.keys.viewed("A")] = encode_list([["w", 1.0]], T0, T0)
+        await asyncio.sleep(0.05)  # every re-check is due, and every list changed
+        source.written.clear()
+        release = asyncio.Event()
+
+        async def batch() -> None:
+            async with priority.urgent():
+                await release.wait()
+
+        held = asyncio.create_task(batch())
+        await asyncio.sleep(0)
+        recheck = asyncio.create_task(lists.settle(states.get))
+        for _ in range(50):
+            await asyncio.sleep(0)
+        during = len(source.written)
+        release.set()
+        total = await recheck
+        await held
+        return during, total
+
+    during, total = asyncio.run(scenario())
+    assert during == 4  # one step, then it waited for the batch
+    assert total == 10
+    assert all(_items(source.written[source.keys.user(u)])[0] == "w" for u in states)
