@@ -1,7 +1,8 @@
 """``kapparec export``: the current lists of all (or a segment of) users, to JSONL or CSV.
 
 It SCANs the user keys of the active version (no KEYS, so Redis keeps serving) and
-fetches records with one MGET per SCAN page. A list computed while the export runs may
+fetches records with one MGET per SCAN page. Packed records are written with their
+category reasons named, as the HTTP API serves them. A list computed while the export runs may
 be exported in its old or its new form; each user appears at most once.
 """
 
@@ -9,13 +10,16 @@ from __future__ import annotations
 
 import csv
 import sys
+from collections.abc import Iterable
 from pathlib import Path
+from typing import Any
 
+import orjson
 import redis
 from tqdm import tqdm
 
 from streams.export import CSV_HEADER, Segment, csv_rows, jsonl_line
-from streams.serving import Keys, decode_user
+from streams.serving import Keys, decode_user, name_categories
 from streams.settings import Settings, require
 
 FORMATS = ("jsonl", "csv")
@@ -46,6 +50,7 @@ def export_lists(
     try:
         keys = Keys(settings.namespace, active_version(client, settings.namespace))
         prefix = keys.user("")
+        categories = _Categories(client, keys)
         total = client.dbsize()  # an upper bound for the bar: other keys share the db
         bar = tqdm(total=total, unit="key", disable=None if progress else True, file=sys.stderr)
         with out.open("w", newline="", encoding="utf-8") as fh:
@@ -57,11 +62,14 @@ def export_lists(
                 cursor, names = client.scan(cursor, match=prefix + "*", count=page)
                 bar.update(len(names))
                 values = client.mget(names) if names else []
-                for name, raw in zip(names, values, strict=True):
-                    if raw is None:  # expired between SCAN and MGET
-                        continue
+                records = {
+                    name.decode()[len(prefix) :]: decode_user(raw)
+                    for name, raw in zip(names, values, strict=True)
+                    if raw is not None  # else expired between SCAN and MGET
+                }
+                categories.name(records.values())
+                for uid, record in records.items():
                     scanned += 1
-                    uid, record = name.decode()[len(prefix) :], decode_user(raw)
                     if segment is not None and not segment(uid, record):
                         continue
                     written += 1
@@ -75,3 +83,25 @@ def export_lists(
     finally:
         client.close()
     return scanned, written
+
+
+class _Categories:
+    """Names packed records' category reasons from the items' records, one MGET a page."""
+
+    KEPT = 100_000  # items remembered before starting over
+
+    def __init__(self, client: redis.Redis, keys: Keys) -> None:
+        self.client = client
+        self.keys = keys
+        self.known: dict[str, str] = {}
+
+    def name(self, records: Iterable[dict[str, Any]]) -> None:
+        rows = [row for record in records for row in record["items"] if row[2] == "c"]
+        if len(self.known) > self.KEPT:
+            self.known.clear()
+        missing = list(dict.fromkeys(row[0] for row in rows if row[0] not in self.known))
+        if missing:
+            metas = self.client.mget([self.keys.item_meta(i) for i in missing])
+            for item, raw in zip(missing, metas, strict=True):
+                self.known[item] = (orjson.loads(raw).get("category") or "") if raw else ""
+        name_categories(rows, self.known.get)

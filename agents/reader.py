@@ -19,7 +19,7 @@ import orjson
 import redis.asyncio as aioredis
 
 from streams.recommend import ANCHORS
-from streams.serving import SIMILAR, Keys, decode_user
+from streams.serving import SIMILAR, Keys, decode_user, name_categories
 from streams.user_state import BOUGHT, VIEWED
 
 POINTER_CACHE_S = 1.0
@@ -174,10 +174,7 @@ class Reader:
             for item, raw in zip(missing, raws, strict=True):
                 category = orjson.loads(raw).get("category") if raw is not None else None
                 cache[item] = (now + CATEGORY_CACHE_S, category or "")
-        for row in unnamed:
-            category = cache[row[0]][1]
-            if category:
-                row[2] = "c:" + category
+        name_categories(unnamed, lambda item: cache[item][1])
 
     async def _top_up_trending(
         self, keys: Keys, result: ReadResult, k: int, seen: set[str]

@@ -175,6 +175,17 @@ def decode_user(raw: bytes, first: int | None = None) -> dict[str, Any]:
     raise ValueError(f"not a user record: first byte {raw[:1]!r}")
 
 
+def name_categories(rows: Sequence[list[Any]], category: Callable[[str], str | None]) -> None:
+    """A packed record's ``c`` reasons, in place, as ``c:<category>`` where it is known.
+
+    ``rows`` are ``[item_id, score, reason]``; ``category`` gives an item's category
+    (from its catalogue record, :meth:`Keys.item_meta`).
+    """
+    for row in rows:
+        if row[2] == "c" and (name := category(row[0])):
+            row[2] = "c:" + name
+
+
 def same_items(a: bytes | None, b: bytes) -> bool:
     """True when two records (user records of either encoding, or item lists) hold the same
     items, ignoring timestamps."""
