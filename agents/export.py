@@ -2,8 +2,8 @@
 
 It SCANs the user keys of the active version (no KEYS, so Redis keeps serving) and
 fetches records with one MGET per SCAN page. Packed records are written with their
-category reasons named, as the HTTP API serves them. A list computed while the export runs may
-be exported in its old or its new form; each user appears at most once.
+category reasons named, as the HTTP API serves them. A list computed while the export
+runs may be exported in its old or its new form; each user appears at most once.
 """
 
 from __future__ import annotations
