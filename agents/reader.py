@@ -65,7 +65,7 @@ class Reader:
         self._cached: tuple[float, int] | None = None
         # The last global trending list read (version, rows): what an outage falls back to.
         self.last_trending: tuple[int, list[list[Any]]] | None = None
-        # item -> (monotonic expiry, category or ""): see _name_categories
+        # item:<id> key -> (monotonic expiry, category or ""): see _name_categories
         self._categories: dict[str, tuple[float, str]] = {}
 
     async def version(self) -> int:
@@ -164,17 +164,20 @@ class Reader:
         cache = self._categories
         if len(cache) > CATEGORIES_KEPT:
             cache.clear()
-        missing = list(
-            dict.fromkeys(
-                row[0] for row in unnamed if (hit := cache.get(row[0])) is None or hit[0] < now
-            )
-        )
+        # This request's names, kept apart: another request may clear the cache meanwhile.
+        names: dict[str, str] = {}
+        for item in {row[0] for row in unnamed}:
+            hit = cache.get(keys.item_meta(item))  # the version's own catalogue record
+            if hit is not None and hit[0] >= now:
+                names[item] = hit[1]
+        missing = [item for item in dict.fromkeys(row[0] for row in unnamed) if item not in names]
         if missing:
-            raws = await self.redis.mget([keys.item_meta(i) for i in missing])
-            for item, raw in zip(missing, raws, strict=True):
+            metas = [keys.item_meta(i) for i in missing]
+            for item, key, raw in zip(missing, metas, await self.redis.mget(metas), strict=True):
                 category = orjson.loads(raw).get("category") if raw is not None else None
-                cache[item] = (now + CATEGORY_CACHE_S, category or "")
-        name_categories(unnamed, lambda item: cache[item][1])
+                names[item] = category or ""
+                cache[key] = (now + CATEGORY_CACHE_S, names[item])
+        name_categories(unnamed, names.get)
 
     async def _top_up_trending(
         self, keys: Keys, result: ReadResult, k: int, seen: set[str]

@@ -78,7 +78,7 @@ def pack_user(
     if not all(math.isfinite(r.score) for r in recs):
         return None
     top = max((r.score for r in recs), default=0.0)
-    if top > 3e38:  # beyond float32
+    if not -3e38 < top < 3e38:  # beyond float32
         return None
     top = struct.unpack("<f", struct.pack("<f", top))[0]  # what the reader will see
     scores = [_score_code(r.score, top) for r in recs]

@@ -65,6 +65,7 @@ def test_the_top_score_is_kept_and_zero_or_tiny_scores_decode_as_zero() -> None:
         ([Rec("1", 1.0, "c:books")], RECENT),  # not the item's own category
         ([Rec("1", 1.0, "s:1004856")], RECENT),  # no code for this kind
         ([Rec("1", math.nan, "t")], RECENT),
+        ([Rec("1", -1e39, "t")], RECENT),  # beyond float32
         ([Rec(str(n), 1.0, "t") for n in range(256)], RECENT),  # more than 255 items
     ],
 )
