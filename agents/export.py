@@ -67,11 +67,11 @@ def export_lists(
                     for name, raw in zip(names, values, strict=True)
                     if raw is not None  # else expired between SCAN and MGET
                 }
-                categories.name(records.values())
+                scanned += len(records)
+                if segment is not None:
+                    records = {u: r for u, r in records.items() if segment(u, r)}
+                categories.name(records.values())  # only for the users written
                 for uid, record in records.items():
-                    scanned += 1
-                    if segment is not None and not segment(uid, record):
-                        continue
                     written += 1
                     if writer is not None:
                         writer.writerows(csv_rows(uid, record))
