@@ -155,7 +155,8 @@ class Reader:
         """A packed record's ``c`` reasons become ``c:<category>`` from the items' records.
 
         Categories read are kept for ``CATEGORY_CACHE_S``: the items a list shows are
-        mostly popular ones, and a second read per request would halve the read rate.
+        mostly popular ones, and without the cache most requests made a second Redis read
+        (docs/HTTP_API.md has what that cost).
         """
         unnamed = [row for row in rows if row[2] == "c"]
         if not unnamed:
