@@ -12,7 +12,7 @@ import agents.user_lists as user_lists
 from agents.loop_priority import LoopPriority
 from agents.user_lists import UserLists
 from schemas.events import Interaction
-from streams.serving import Keys, encode_list
+from streams.serving import Keys, decode_user, encode_list
 from streams.settings import Settings
 from streams.user_state import UserState
 
@@ -182,3 +182,24 @@ def test_a_recheck_steps_aside_between_its_steps_for_urgent_work(
     assert during == 4  # one step, then it waited for the batch
     assert total == 10
     assert all(_items(source.written[source.keys.user(u)])[0] == "w" for u in states)
+
+
+def test_packed_records_hold_the_orjson_records_list() -> None:
+    source = _Lists(Settings(namespace="t", redis_url="redis://unused"))
+    source.records[source.keys.viewed("1")] = encode_list([["10", 1.0], ["11", 0.5]], T0, T0)
+    source.records[source.keys.trending("shoes")] = encode_list([["12", 3.0]], T0, T0)
+    source.records[source.keys.trending()] = encode_list([["13", 9.0]], T0, T0)
+    catalog = {i: {"category": "shoes"} for i in ("1", "10", "11", "12", "13")}
+    users = {"u1": _user("1")}
+    built = {}
+    for encoding in ("json", "packed"):
+        settings = Settings(namespace="t", redis_url="redis://unused", user_list_encoding=encoding)
+        lists = UserLists(source, settings, catalog=catalog.get)  # type: ignore[arg-type]
+        built[encoding] = asyncio.run(lists.build(users))["u1"]
+    assert built["json"][:1] == b"{" and built["packed"][:1] == b"\x02"
+    plain, packed = decode_user(built["json"]), decode_user(built["packed"])
+    assert [r[2] for r in plain["items"]] == ["v:1", "v:1", "c:shoes", "t"]
+    assert [r[0] for r in packed["items"]] == [r[0] for r in plain["items"]]
+    assert [r[2] for r in packed["items"]] == ["v:1", "v:1", "c", "t"]
+    scores = [r[1] for r in plain["items"]]
+    assert [r[1] for r in packed["items"]] == pytest.approx(scores, rel=0.023)
