@@ -7,6 +7,7 @@ same transitions run in-process; the first test also pins a hand-computed exampl
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import time
 from collections.abc import Callable, Iterator
@@ -63,6 +64,18 @@ def drain(settings: Settings, worker: WorkerProcess, timeout: float = 120.0) -> 
         assert worker.alive, f"worker died:\n{worker.tail()}"
 
     refresh_when_drained(settings, timeout, on_poll=alive)
+
+
+@contextlib.contextmanager
+def drained_worker(settings: Settings, events: list[Any], tmp_path: Path) -> Iterator[None]:
+    """``events`` produced and drained by one worker, which is stopped at the end."""
+    assert produce(settings, events, progress=False).ok
+    worker = WorkerProcess(settings, tmp_path / "w1.log")
+    try:
+        drain(settings, worker)
+        yield
+    finally:
+        worker.stop(grace_s=10.0)
 
 
 def published(settings: Settings, key: str) -> list[list[Any]] | None:
@@ -253,18 +266,13 @@ def test_capped_neighbour_lists_match_the_reference(
         if len(lst) == kept
     ]
     assert len(full) > 100, "the cap must be reached, by items fed from several partitions"
-    assert produce(s, events, progress=False).ok
-    worker = WorkerProcess(s, tmp_path / "w1.log")
-    try:
-        drain(s, worker)
+    with drained_worker(s, events, tmp_path):
         keys = Keys(s.namespace, s.version)
         for item in ref.items:
             for relation, key in ((BOUGHT, keys.bought(item)), (VIEWED, keys.viewed(item))):
                 want = ref.item_list(relation, item)
                 assert (published(s, key) or []) == want, (relation, item)
         assert_lists_match(s, ref)
-    finally:
-        worker.stop(grace_s=10.0)
 
 
 def test_reader_fallback_chain(settings: Settings, workers: Callable[..., WorkerProcess]) -> None:
@@ -300,10 +308,7 @@ def test_business_rules_and_category_cap_in_the_worker(
     s = fast_settings(rules="brand=brand3*0;category=electronics*3", category_cap=2)
     events = list(synthetic(n_users=60, n_items=40, n_events=1500, seed=11))
     brands = {e.item_id: e.brand for e in events if isinstance(e, CatalogItem)}
-    assert produce(s, events, progress=False).ok
-    worker = WorkerProcess(s, tmp_path / "w1.log")
-    try:
-        drain(s, worker)
+    with drained_worker(s, events, tmp_path):
         ref = LocalPipeline(s)
         ref.apply_all(events)
         assert_lists_match(s, ref)
@@ -316,8 +321,6 @@ def test_business_rules_and_category_cap_in_the_worker(
         for uid in ref.users:
             got = published(s, keys.user(uid)) or []
             assert all(brands.get(row[0]) != "brand3" for row in got), uid
-    finally:
-        worker.stop(grace_s=10.0)
 
 
 def test_packed_user_records_in_the_worker(
@@ -330,10 +333,7 @@ def test_packed_user_records_in_the_worker(
         for e in synthetic(n_users=60, n_items=40, n_events=1500, seed=11)
     ]
     category = {e.item_id: e.category for e in events if isinstance(e, CatalogItem)}
-    assert produce(s, events, progress=False).ok
-    worker = WorkerProcess(s, tmp_path / "w1.log")
-    try:
-        drain(s, worker)
+    with drained_worker(s, events, tmp_path):
         ref = LocalPipeline(s)
         ref.apply_all(events)
         keys = Keys(s.namespace, s.version)
@@ -353,5 +353,3 @@ def test_packed_user_records_in_the_worker(
                     assert abs(g[1] - rec.score) <= 0.022 * rec.score + 5.1e-5, (uid, g)
                 reasons.update(g[2][:1] for g in got)
         assert {"c", "v", "t"} <= reasons, "every kind of reason must have been packed"
-    finally:
-        worker.stop(grace_s=10.0)

@@ -11,6 +11,7 @@ from agents.items import MAX_TS, MergeTrending
 from agents.loop_priority import LoopPriority
 from streams.serving import Keys, decode
 from streams.settings import Settings
+from tests.unit.urgent_batch import turns, urgent_batch
 
 T0 = 1_700_000_000_000
 
@@ -48,25 +49,14 @@ def test_a_refresh_of_many_categories_waits_for_an_urgent_batch_and_then_publish
     merge = MergeTrending(settings, partials, _Table(), publisher, priority=priority)  # type: ignore[arg-type]
 
     async def scenario() -> tuple[bool, bool]:
-        release = asyncio.Event()
-
-        async def batch() -> None:
-            async with priority.urgent():
-                await release.wait()
-
-        held = asyncio.create_task(batch())
-        await asyncio.sleep(0)
-        refresh = _refresh(merge)
-        for _ in range(50):
-            await asyncio.sleep(0)
-        during = refresh.done()
-        release.set()
+        async with urgent_batch(priority):
+            refresh = _refresh(merge)
+            await turns()
+            during = refresh.done()
         await refresh
-        await held
         # with nothing urgent, the same refresh runs through
         again = _refresh(merge)
-        for _ in range(50):
-            await asyncio.sleep(0)
+        await turns()
         return during, again.done()
 
     during, unhindered = asyncio.run(scenario())

@@ -15,6 +15,7 @@ from schemas.events import Interaction
 from streams.serving import Keys, decode_user, encode_list
 from streams.settings import Settings
 from streams.user_state import UserState
+from tests.unit.urgent_batch import turns, urgent_batch
 
 T0 = 1_700_000_000_000
 
@@ -161,22 +162,11 @@ def test_a_recheck_steps_aside_between_its_steps_for_urgent_work(
         source.records[source.keys.viewed("A")] = encode_list([["w", 1.0]], T0, T0)
         await asyncio.sleep(0.05)  # every re-check is due, and every list changed
         source.written.clear()
-        release = asyncio.Event()
-
-        async def batch() -> None:
-            async with priority.urgent():
-                await release.wait()
-
-        held = asyncio.create_task(batch())
-        await asyncio.sleep(0)
-        recheck = asyncio.create_task(lists.settle(states.get))
-        for _ in range(50):
-            await asyncio.sleep(0)
-        during = len(source.written)
-        release.set()
-        total = await recheck
-        await held
-        return during, total
+        async with urgent_batch(priority):
+            recheck = asyncio.create_task(lists.settle(states.get))
+            await turns()
+            during = len(source.written)
+        return during, await recheck
 
     during, total = asyncio.run(scenario())
     assert during == 4  # one step, then it waited for the batch
