@@ -88,8 +88,11 @@ class IngestCatalog:
             if category and category != (before or {}).get("category"):
                 # The item side offers the item again under its category (see recategorize).
                 moves[p].append([item.item_id, category])
+            # No TTL: the record mirrors the compacted catalogue, which does not age out;
+            # readers name packed `c` reasons and show titles from it. It goes with its
+            # version (promotion expires the old namespace).
             key = self.publisher.keys.item_meta(item.item_id)
-            writes.append((key, orjson.dumps(meta), self.settings.item_ttl_s))
+            writes.append((key, orjson.dumps(meta), None))
             record = content_record(self.encoder, item.item_id, meta)
             # Same partition as the catalogue record, so an item's vector records stay in
             # order.

@@ -25,7 +25,7 @@ from agents.metrics import PUBLISH, WORKER
 from streams.serving import Keys
 from streams.settings import Settings
 
-Write = tuple[str, bytes, int]  # key, value, ttl seconds
+Write = tuple[str, bytes, int | None]  # key, value, ttl seconds (None: kept)
 T = TypeVar("T")
 log = logging.getLogger(__name__)
 PAUSE_CAP_S = 5.0  # longest wait between two attempts while Redis is down

@@ -79,6 +79,14 @@ def test_catalogue_records_become_similar_lists_in_every_replica(
     wait_for("every similar list", lambda: None not in lists(settings, ids).values(), [w1])
 
     got = lists(settings, ids)
+    # the catalogue record is kept as long as its version; the lists age out
+    keys = Keys(settings.namespace, settings.version)
+    r = redis.Redis.from_url(settings.redis_url)
+    try:
+        assert [r.ttl(keys.item_meta(i)) for i in ids] == [-1] * len(ids)
+        assert 0 < r.ttl(keys.similar("s0")) <= settings.item_ttl_s
+    finally:
+        r.close()
     for group, size in (("s", 4), ("p", 4), ("b", 3)):
         members = {i for i in ids if i[0] == group}
         for i in members:  # the nearest items are those of the same category and brand
