@@ -9,7 +9,7 @@ CI_BROWSER := $(if $(filter true 1 yes,$(CI)),browser)
 
 .DEFAULT_GOAL := help
 .PHONY: help install demo test unit integration lint bench eval up down replay \
-        serve browser bench-http dashboard-image validate-infra ablation
+        serve browser bench-http bench-restart dashboard-image validate-infra ablation
 
 help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  %-12s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -67,6 +67,9 @@ browser: ## Debian's chromium for the dashboard test (apt-get, as root; no brows
 	@test -x /usr/bin/chromium || { apt-get update -q && \
 	  DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium; }
 	@/usr/bin/chromium --version
+
+bench-restart: install ## a restarted worker over 100k catalogue records: launch -> a new user's first list -> reports/
+	$(BIN)/python -m agents.restart_bench --catalog 100000 --events 2000 --runs 2 --out reports
 
 bench-http: install ## HTTP API and Redis GET latency, open loop at 1k and 10k req/s -> reports/
 	KAPPAREC_REDIS_URL=$${KAPPAREC_REDIS_URL:-redis://127.0.0.1:6379/15} \
