@@ -293,6 +293,26 @@ def promote(version: int, force: bool) -> None:
 
 
 @main.command()
+@click.argument("version", type=int)
+@click.option(
+    "--topics",
+    "drop_topics",
+    is_flag=True,
+    help="also delete the version's own topics (changelogs, item deltas, vectors)",
+)
+@friendly
+def retire(version: int, drop_topics: bool) -> None:
+    """Let VERSION (not the live one) go: its keys expire; stop its workers first."""
+    from agents.versions import retire as run_retire
+
+    s = settings_from_env()
+    expired, deleted = run_retire(s, version, topics=drop_topics)
+    click.echo(f"v{version}: {expired} keys expire in {s.version_ttl_s}s")
+    for name in deleted:
+        click.echo(f"deleted topic {name}")
+
+
+@main.command()
 @friendly
 def refresh() -> None:
     """Once the log is drained, recompute every user's list (lists become final)."""

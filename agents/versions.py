@@ -18,7 +18,7 @@ import redis
 from confluent_kafka import Consumer, TopicPartition
 from tqdm import tqdm
 
-from agents.admin import ensure_topics
+from agents.admin import delete_topics, ensure_topics
 from agents.control import request_refresh
 from agents.lag import consumer_lag, input_topics, log_ends, wait_caught_up
 from infra.workers import WorkerProcess
@@ -235,6 +235,41 @@ def promote(settings: Settings, version: int, force: bool = False) -> int | None
         expired = _expire_version(r, Keys(settings.namespace, old), settings.version_ttl_s)
         click.echo(f"v{old}: {expired} keys expire in {settings.version_ttl_s}s")
     return old
+
+
+def retire(settings: Settings, version: int, topics: bool = False) -> tuple[int, list[str]]:
+    """Let ``version`` go: its Redis keys expire, and with ``topics`` its topics are deleted.
+
+    For a replayed version that will not be promoted, or a replaced one whose topics are
+    no longer wanted (a promotion already gave its keys a TTL). The live version is
+    refused. Only the version's own topics go (changelogs, item deltas, trending
+    partials, item vectors, experiment outcomes); the source topics are the log every
+    version reads. Its workers must be stopped first, or they would write again.
+    Returns the number of keys given a TTL and the topics deleted.
+    """
+    require(settings, "redis_url")
+    if topics:
+        require(settings, "kafka_bootstrap")
+    r = redis.Redis.from_url(settings.redis_url, **redis_options(settings))
+    try:
+        keys = Keys(settings.namespace, version)
+        live = r.get(keys.active)
+        if live is not None and int(live) == version:
+            raise VersionError(
+                f"version {version} is the live one ({keys.active}); promote another first"
+            )
+        expired = _expire_version(r, keys, settings.version_ttl_s)
+    finally:
+        r.close()
+    deleted: list[str] = []
+    if topics:
+        own = dataclasses.replace(settings, version=version)
+        deleted = delete_topics(
+            settings.kafka_bootstrap,
+            [t.name for t in build_topics(own).all() if t.internal],
+            security=librdkafka_security(settings),
+        )
+    return expired, deleted
 
 
 def _expire_version(r: redis.Redis, keys: Keys, ttl: int) -> int:

@@ -10,12 +10,13 @@ from pathlib import Path
 import orjson
 import pytest
 import redis
+from confluent_kafka.admin import AdminClient
 
 from agents.admin import ensure_topics
 from agents.control import refresh_when_drained, request_refresh
 from agents.lag import wait_caught_up
 from agents.producer import produce
-from agents.versions import VersionError, promote, replay, start_at
+from agents.versions import VersionError, promote, replay, retire, start_at
 from infra.workers import WorkerProcess
 from schemas.events import CatalogItem, Interaction
 from streams.pipeline import LocalPipeline
@@ -93,6 +94,10 @@ def test_replay_into_v2_is_identical_and_promotion_switches_readers(
         ttl = r.ttl(Keys(v1.namespace, 1).prefix + old_user)
         assert 0 < ttl <= v1.version_ttl_s  # the old namespace ages out
         assert r.ttl(Keys(v1.namespace, 2).prefix + old_user) > v1.version_ttl_s
+        # catalogue records included, which have no TTL of their own
+        old_item = next(r.scan_iter(match=Keys(v1.namespace, 1).item_meta("*")))
+        assert r.ttl(Keys(v1.namespace, 2).item_meta(old_item.decode().rsplit(":", 1)[1])) == -1
+        assert 0 < r.ttl(old_item) <= v1.version_ttl_s
     finally:
         live.stop()
 
@@ -148,3 +153,40 @@ def test_replay_from_a_time_reads_interactions_from_there_and_the_whole_catalogu
     assert_lists_match(s, ref)
     with pytest.raises(VersionError, match="has run before"):
         start_at(s, start)
+
+
+def test_retire_lets_a_version_that_is_not_live_go(
+    make_settings: Callable[..., Settings], namespace: str
+) -> None:
+    v1 = make_settings(topic_prefix=f"{namespace}.")
+    v2 = dataclasses.replace(v1, version=2)
+    for s in (v1, v2):
+        ensure_topics(s.kafka_bootstrap, build_topics(s).all())
+    r = redis.Redis.from_url(v1.redis_url)
+    try:
+        k1, k2 = Keys(v1.namespace, 1), Keys(v1.namespace, 2)
+        r.set(k1.active, b"1")
+        for keys in (k1, k2):  # as a worker leaves them: some with a TTL, some without
+            r.set(keys.item_meta("42"), b'{"category":"shoes"}')
+            r.set(keys.user("7"), b"{}", ex=v1.user_ttl_s)
+
+        with pytest.raises(VersionError, match="live one"):
+            retire(v1, 1, topics=True)
+        assert r.ttl(k1.item_meta("42")) == -1  # the live version is untouched
+
+        expired, deleted = retire(v1, 2, topics=True)
+        assert expired == 2
+        for key in (k2.item_meta("42"), k2.user("7")):
+            assert 0 < r.ttl(key) <= v1.version_ttl_s
+        assert r.ttl(k1.item_meta("42")) == -1
+        assert r.get(k1.active) == b"1"
+    finally:
+        r.close()
+    # v2's own topics are gone; the log and v1's topics stay
+    own = {t.name for t in build_topics(v2).all() if t.internal}
+    assert set(deleted) == own
+    listed = set(
+        AdminClient({"bootstrap.servers": v1.kafka_bootstrap}).list_topics(timeout=5).topics
+    )
+    assert not own & listed
+    assert {t.name for t in build_topics(v1).all()} <= listed
