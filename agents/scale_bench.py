@@ -355,7 +355,7 @@ def hnsw_run(n: int, queries: int, seed: int, save_dir: Path, threads: int = 1) 
     from streams.settings import load_settings
 
     # What a worker runs by default: calibrated on queries shaped like its similar lists.
-    shipped = IndexParams(calibrate_k=load_settings(env={}).item_list_size + SPARE)
+    shipped = IndexParams(calibrate_k=load_settings(env={}).similar_list_size + SPARE)
     # The build is timed alone: calibration is timed on its own below.
     params = dataclasses.replace(shipped, calibrate_from=n + 1)
     gc.collect()
@@ -545,6 +545,7 @@ def redis_run(url: str, data_dir: Path, samples: int, seed: int) -> dict[str, An
 
     from streams.evaluation.scale import percentile
     from streams.serving import Keys
+    from streams.settings import load_settings
 
     r = redis.Redis.from_url(url)
     # "kscale00" has the length of "kapparec", so keys are as long as production ones.
@@ -588,16 +589,19 @@ def redis_run(url: str, data_dir: Path, samples: int, seed: int) -> dict[str, An
                     for enc, v in per.items()
                 },
             }
-        usage = []
-        for n, raw in enumerate(item_lists(samples, 20, seed)):
-            key = keys.bought(str(10_000_000 + n))
-            r.set(key, raw, ex=ttl)
-            written.append(key)
-            usage.append((len(raw), int(r.memory_usage(key, samples=0) or 0)))
-        result["item_list_20"] = {
-            "value_bytes_p50": percentile([u[0] for u in usage], 50),
-            "memory_usage_p50": percentile([u[1] for u in usage], 50),
-        }
+        # 20 entries (similar lists, and bought/viewed before they grew) and the shipped
+        # bought/viewed length
+        for size in sorted({20, load_settings(env={}).item_list_size}):
+            usage = []
+            for n, raw in enumerate(item_lists(samples, size, seed)):
+                key = keys.bought(str(10_000_000 + n))
+                r.set(key, raw, ex=ttl)
+                written.append(key)
+                usage.append((len(raw), int(r.memory_usage(key, samples=0) or 0)))
+            result[f"item_list_{size}"] = {
+                "value_bytes_p50": percentile([u[0] for u in usage], 50),
+                "memory_usage_p50": percentile([u[1] for u in usage], 50),
+            }
     finally:
         for start in range(0, len(written), 500):
             r.delete(*written[start : start + 500])

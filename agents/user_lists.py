@@ -63,7 +63,10 @@ class UserLists:
         """Encoded records of ``users``, from one MGET of the lists they need."""
         keys = self.publisher.keys
         plans = {uid: plan(state, self.catalog) for uid, state in users.items()}
-        wanted: dict[str, tuple[str, str]] = {keys.trending(): ("trending", "")}
+        wanted: dict[str, tuple[str, str]] = {
+            keys.trending(): ("trending", ""),
+            keys.popular(): ("popular", ""),
+        }
         for p in plans.values():
             for a in p.anchors:
                 wanted[keys.bought(a)] = (BOUGHT, a)
@@ -76,7 +79,8 @@ class UserLists:
         # at most once per item-side window, users' lists are built several times as
         # often, and parsing was an eighth of building them. Keyed by the bytes, a
         # changed list is never served stale; the cache is emptied when it grows past
-        # PARSED_KEPT lists (3.8 KB each with 20 entries: about 60 MB, and one batch more).
+        # PARSED_KEPT lists (9 KB each with 50 entries, the bytes included: about 150 MB,
+        # and one batch more).
         cache = self._parsed
         if len(cache) > PARSED_KEPT:
             cache.clear()
@@ -89,6 +93,8 @@ class UserLists:
                 items = cache[raw] = orjson.loads(raw)["items"]
             if kind == "trending":
                 lists.trending = items
+            elif kind == "popular":
+                lists.popular = items
             else:
                 getattr(lists, kind)[ident] = items
         now = int(time.time() * 1000)

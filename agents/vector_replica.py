@@ -77,9 +77,9 @@ def now_ms() -> int:
 
 
 def replica_params(settings: Settings) -> ReplicaParams:
-    """A worker's replica: lists of ``item_list_size``, the index calibrated on queries
-    shaped like theirs (``item_list_size + SPARE`` neighbours)."""
-    k = settings.item_list_size
+    """A worker's replica: lists of ``similar_list_size``, the index calibrated on queries
+    shaped like theirs (``similar_list_size + SPARE`` neighbours)."""
+    k = settings.similar_list_size
     return ReplicaParams(index=dataclasses.replace(INDEX, calibrate_k=k + SPARE), list_size=k)
 
 
@@ -165,7 +165,7 @@ class ItemVectorReplica:
 
     async def publish(self, items: Sequence[str]) -> None:
         """Write the similar-items lists of ``items``; remove those of deleted items."""
-        k = self.settings.item_list_size
+        k = self.settings.similar_list_size
         for start in range(0, len(items), PUBLISH_CHUNK):
             chunk = items[start : start + PUBLISH_CHUNK]
             found = await self._run(self.replica.lists, chunk, k + SPARE)

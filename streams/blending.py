@@ -9,7 +9,7 @@ strongest vote it got: ``b:<anchor>`` (bought with), ``v:<anchor>`` (viewed with
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
@@ -18,6 +18,7 @@ from streams.ranked import best_first
 from streams.user_state import BOUGHT, VIEWED
 
 ScoredList = Sequence[Sequence[Any]]  # [[item_id, score], ...] best first
+Source = tuple[ScoredList, float, str]  # a list, the scale of its scores, its reason
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,6 +30,13 @@ class BlendWeights:
     category: float = 0.15
     trending: float = 0.05
     recency: float = 0.8
+    # Anchors the user only viewed or clicked (never carted or bought) vote this much.
+    view_only: float = 0.5
+    # Each neighbour's score is divided by its all-time count ** popularity (the count
+    # from ``popular:all``; items outside it get its last count) before a list is scaled
+    # by its best score, so the most popular items do not top every list (applied to the
+    # lists by :meth:`streams.recommend.Lists.discounted`).
+    popularity: float = 0.25
 
 
 DEFAULT_WEIGHTS = BlendWeights()
@@ -54,34 +62,37 @@ _PREFIX = {BOUGHT: "b:", VIEWED: "v:"}
 _NONE = float("-inf")
 
 
-def _sum_votes(sources: Sequence[tuple[ScoredList, float, str]]) -> dict[str, float]:
-    """Each candidate's summed votes: ``weight * score / top score of the list``."""
+def _sum_votes(sources: Sequence[Source]) -> dict[str, float]:
+    """Each candidate's summed votes: ``scale * score``."""
     scores: dict[str, float] = {}
-    score_of = scores.get  # this runs ~800 times per user list
-    for lst, weight, _ in sources:
-        top = float(lst[0][1]) or 1.0
+    score_of = scores.get  # this runs ~2,000 times per user list
+    for lst, scale, _ in sources:
         for item, raw in lst:
-            scores[item] = score_of(item, 0.0) + weight * raw / top
+            scores[item] = score_of(item, 0.0) + scale * raw
     return scores
 
 
-def _reasons(sources: Sequence[tuple[ScoredList, float, str]], chosen: set[str]) -> dict[str, str]:
+def _reasons(sources: Sequence[Source], chosen: set[str]) -> dict[str, str]:
     """Where each chosen candidate's strongest single vote came from (the first on ties).
 
     Found once the list is chosen: a second pass over the votes that looks only at the
-    chosen few is cheaper than tracking the strongest vote of all ~800 candidates.
+    chosen few is cheaper than tracking the strongest vote of all candidates.
     """
     best: dict[str, float] = {}
     reasons: dict[str, str] = {}
-    for lst, weight, reason in sources:
-        top = float(lst[0][1]) or 1.0
+    for lst, scale, reason in sources:
         for item, raw in lst:
             if item in chosen:
-                vote = weight * raw / top
+                vote = scale * raw
                 if vote > best.get(item, _NONE):
                     best[item] = vote
                     reasons[item] = reason
     return reasons
+
+
+def _source(lst: ScoredList, weight: float, reason: str) -> Source:
+    """A published list voting with ``weight``: its scores scaled by its best one."""
+    return lst, weight / (float(lst[0][1]) or 1.0), reason
 
 
 def blend(
@@ -96,26 +107,30 @@ def blend(
     rules: Sequence[Rule] = (),
     category_cap: int = 0,
     catalog: Callable[[str], Mapping[str, Any] | None] = lambda item: None,
+    view_only: Collection[str] = (),
 ) -> list[Rec]:
     """Rank candidates for one user; ``recent`` is most recent first.
 
     ``neighbours[relation][anchor]`` is the published list of ``anchor``;
     ``category_trending`` holds trending lists of the user's recent categories.
+    Anchors in ``view_only`` (only viewed or clicked) vote with ``weights.view_only``.
     Items in ``exclude`` or not ``available`` never appear. Business ``rules`` multiply
     the blended score of the items whose ``catalog`` record they match (a factor of 0
     hides the item); ``category_cap`` > 0 allows at most that many items per category,
     filling up from the rest when too few categories are left.
     """
-    sources: list[tuple[ScoredList, float, str]] = []
+    sources: list[Source] = []
     for rank, anchor in enumerate(recent):
-        a = weights.recency**rank
+        a = weights.recency**rank * (weights.view_only if anchor in view_only else 1.0)
         for relation, w in ((BOUGHT, weights.bought), (VIEWED, weights.viewed)):
-            lst = neighbours.get(relation, {}).get(anchor) or []
-            sources.append((lst, a * w, _PREFIX[relation] + anchor))
+            lst = neighbours.get(relation, {}).get(anchor)
+            if lst and a * w > 0:
+                sources.append(_source(lst, a * w, _PREFIX[relation] + anchor))
     for cat, lst in category_trending.items():
-        sources.append((lst, weights.category, "c:" + cat))
-    sources.append((trending, weights.trending, "t"))
-    sources = [src for src in sources if src[0] and src[1] > 0]
+        if lst and weights.category > 0:
+            sources.append(_source(lst, weights.category, "c:" + cat))
+    if trending and weights.trending > 0:
+        sources.append(_source(trending, weights.trending, "t"))
     scores = _sum_votes(sources)
     if rules:
         scores = {i: apply_rules(v, catalog(i), rules) for i, v in scores.items()}

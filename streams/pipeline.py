@@ -144,7 +144,7 @@ class LocalPipeline:
 
     def lists_for(self, p: Plan) -> Lists:
         """The published lists a plan looks up."""
-        lists = Lists(trending=self.trending())
+        lists = Lists(trending=self.trending(), popular=self.trending(kind="p"))
         for a in p.anchors:
             for rel, target in ((BOUGHT, lists.bought), (VIEWED, lists.viewed)):
                 lst = self.item_list(rel, a)

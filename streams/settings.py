@@ -63,7 +63,10 @@ class Settings:
     trending_size: int = 100
     # publishing
     list_size: int = 50
-    item_list_size: int = 20
+    # also-bought / also-viewed lists: 50 long, so a user's list collects votes from
+    # neighbours beyond an anchor's top 20 (docs/MODELS.md)
+    item_list_size: int = 50
+    similar_list_size: int = 20  # similar-items lists (the item-vector replica)
     user_ttl_s: int = 30 * 86_400
     # user records: "json" (the orjson record) or "packed" (streams.packed: about a
     # quarter of the Redis memory; readers decode it with streams.serving.decode_user)
@@ -310,6 +313,7 @@ _PARSERS: dict[str, Callable[[str], Any]] = {
     "trending_size": _positive_int,
     "list_size": _positive_int,
     "item_list_size": _positive_int,
+    "similar_list_size": _positive_int,
     "user_ttl_s": _positive_int,
     "item_ttl_s": _positive_int,
     "version_ttl_s": _positive_int,

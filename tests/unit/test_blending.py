@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 import pytest
@@ -183,3 +184,17 @@ def test_category_cap_spreads_the_top_and_refills_when_short() -> None:
     same = {i: {"category": "c"} for i in META}
     assert [r.item_id for r in _blend(category_cap=2, catalog=same.get, k=3)] == ["Y", "X", "Z"]
     assert [r.item_id for r in _blend(category_cap=1, catalog=same.get, k=3)] == ["Y", "X", "Z"]
+
+
+def test_anchors_only_viewed_vote_with_the_view_only_weight() -> None:
+    # A1 only viewed: 0.5 * its votes. bought A1: X 0.5, Y 0.25; viewed A1 (x0.6): Z 0.3,
+    # W 0.15; bought A2 (x0.8): Y 0.8, Z 0.2. Y 1.05 (b:A2); X 0.5 and Z 0.5 (v:A1), tied
+    # and so by id; W 0.15.
+    recs = _blend(view_only={"A1"}, category_trending={}, trending=[])
+    assert _triples(recs) == [
+        ("Y", pytest.approx(1.05), "b:A2"),
+        ("X", pytest.approx(0.5), "b:A1"),
+        ("Z", pytest.approx(0.5), "v:A1"),
+        ("W", pytest.approx(0.15), "v:A1"),
+    ]
+    assert _blend(view_only={"A1"}, weights=dataclasses.replace(HAND, view_only=1.0)) == _blend()

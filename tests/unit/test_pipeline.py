@@ -116,33 +116,42 @@ def test_trending_and_popular_lists(pipe: LocalPipeline) -> None:
     assert pipe.trending("toys") == []
 
 
+# The popularity discount (BlendWeights.popularity = 0.25) multiplies each neighbour's
+# score by its popular:all count ** -0.25 before a list is scaled by its best score:
+# C3 6, C1 3, P1 2, H1 and P2 1 (and 1 for anything else, the list's last count).
+F6, F3 = 6**-0.25, 3**-0.25
+VIEWED_P1_TOP = 0.5303 * F6  # C3, still first: C1 0.3536 * F3, P2 0.25, H1 0.1443
+BOUGHT_P1_TOP = 0.5 * F6  # C3; C1 0.25 * F3
+
+
 def test_user_list_u1(pipe: LocalPipeline) -> None:
-    # recent C1, P2, P1 (recency 1, 0.8, 0.64); all three are excluded as seen.
+    # recent C1 (cart), P2, P1 (both only viewed: half weight): anchors 1, 0.8 * 0.5,
+    # 0.64 * 0.5; all three are excluded as seen.
     # Default weights: bought 0.1, viewed 0.6, category 0.15, trending 0.05.
-    # C3: bought P1 0.64 * 0.1 * 0.5/0.5 = 0.064, viewed P1 0.64 * 0.6 = 0.384,
-    #     accessories 0.15 * 6/6 = 0.15, trending 0.05 * 6/6 = 0.05        -> 0.648, v:P1
-    # H1: viewed P1 0.384 * 0.1443/0.5303, trending 0.05 * 1/6               -> v:P1
+    # C3: bought P1 0.32 * 0.1 * 1 = 0.032, viewed P1 0.32 * 0.6 * 1 = 0.192,
+    #     accessories 0.15 * 6/6 = 0.15, trending 0.05 * 6/6 = 0.05        -> 0.424, v:P1
+    # H1: viewed P1 0.192 * 0.1443 / VIEWED_P1_TOP, trending 0.05 * 1/6     -> v:P1
     assert _recs(pipe, "u1") == [
-        ("C3", pytest.approx(0.648), "v:P1"),
-        ("H1", pytest.approx(0.384 * 0.1443 / 0.5303 + 0.05 / 6, abs=1e-4), "v:P1"),
+        ("C3", pytest.approx(0.424), "v:P1"),
+        ("H1", pytest.approx(0.192 * 0.1443 / VIEWED_P1_TOP + 0.05 / 6, abs=1e-4), "v:P1"),
     ]
 
 
 def test_user_list_u2(pipe: LocalPipeline) -> None:
-    # recent H1, C3, C2, P1 (recency 1, 0.8, 0.64, 0.512); C3 purchased; all excluded.
-    # C1: bought P1 0.512 * 0.1 * 0.25/0.5 = 0.0256, viewed P1 0.512 * 0.6 * 0.3536/0.5303,
-    #     accessories 0.15 * 3/6, trending 0.05 * 3/6                      -> 0.3304, v:P1
-    # P2: viewed P1 0.512 * 0.6 * 0.25/0.5303, phones 0.15 * 1/2, trending 0.05 * 1/6
-    #                                                                      -> 0.22816, v:P1
-    c1 = 0.0256 + 0.3072 * 0.3536 / 0.5303 + 0.075 + 0.025
-    p2 = 0.3072 * 0.25 / 0.5303 + 0.075 + 0.05 / 6
+    # recent H1 (click: only looked at), C3 (purchased), C2, P1 (viewed): anchors
+    # 1 * 0.5, 0.8, 0.64 * 0.5, 0.512 * 0.5; C3 purchased; all excluded.
+    # C1: bought P1 0.256 * 0.1 * 0.25 F3 / BOUGHT_P1_TOP, viewed P1 0.256 * 0.6 *
+    #     0.3536 F3 / VIEWED_P1_TOP, accessories 0.15 * 3/6, trending 0.05 * 3/6 -> v:P1
+    # P2: viewed P1 0.1536 * 0.25 / VIEWED_P1_TOP, phones 0.15 * 1/2, trending 0.05 * 1/6
+    c1 = 0.0256 * 0.25 * F3 / BOUGHT_P1_TOP + 0.1536 * 0.3536 * F3 / VIEWED_P1_TOP + 0.1
+    p2 = 0.1536 * 0.25 / VIEWED_P1_TOP + 0.075 + 0.05 / 6
     assert _recs(pipe, "u2") == [
         ("C1", pytest.approx(c1, abs=1e-4), "v:P1"),
         ("P2", pytest.approx(p2, abs=1e-4), "v:P1"),
     ]
     assert [r.to_list() for r in pipe.recommend("u2")] == [
-        ["C1", 0.3304, "v:P1"],
-        ["P2", 0.2282, "v:P1"],
+        ["C1", 0.237, "v:P1"],
+        ["P2", 0.1967, "v:P1"],
     ]
 
 
