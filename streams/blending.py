@@ -34,8 +34,7 @@ class BlendWeights:
     view_only: float = 0.5
     # Each neighbour's score is divided by its all-time count ** popularity (the count
     # from ``popular:all``; items outside it get its last count) before a list is scaled
-    # by its best score, so the most popular items do not top every list (applied to the
-    # lists by :meth:`streams.recommend.Lists.discounted`).
+    # by its best score, so the most popular items do not top every list.
     popularity: float = 0.25
 
 
@@ -62,28 +61,30 @@ _PREFIX = {BOUGHT: "b:", VIEWED: "v:"}
 _NONE = float("-inf")
 
 
-def _sum_votes(sources: Sequence[Source]) -> dict[str, float]:
-    """Each candidate's summed votes: ``scale * score``."""
-    scores: dict[str, float] = {}
-    score_of = scores.get  # this runs ~2,000 times per user list
+def _sum_votes(sources: Sequence[Source], scores: dict[str, float]) -> dict[str, float]:
+    """Add each candidate's votes, ``scale * score``, to ``scores``."""
+    score_of = scores.get  # this runs ~1,500 times per user list
     for lst, scale, _ in sources:
         for item, raw in lst:
             scores[item] = score_of(item, 0.0) + scale * raw
     return scores
 
 
-def _reasons(sources: Sequence[Source], chosen: set[str]) -> dict[str, str]:
-    """Where each chosen candidate's strongest single vote came from (the first on ties).
+def _reasons(
+    sources: Sequence[Source], discounted: int, factors: Mapping[str, float], chosen: set[str]
+) -> dict[str, str]:
+    """Where each chosen candidate's strongest single vote came from (the first on ties);
+    the votes of the first ``discounted`` sources count with the items' ``factors``.
 
     Found once the list is chosen: a second pass over the votes that looks only at the
     chosen few is cheaper than tracking the strongest vote of all candidates.
     """
     best: dict[str, float] = {}
     reasons: dict[str, str] = {}
-    for lst, scale, reason in sources:
+    for n, (lst, scale, reason) in enumerate(sources):
         for item, raw in lst:
             if item in chosen:
-                vote = scale * raw
+                vote = scale * raw * (factors.get(item, 1.0) if n < discounted else 1.0)
                 if vote > best.get(item, _NONE):
                     best[item] = vote
                     reasons[item] = reason
@@ -93,6 +94,21 @@ def _reasons(sources: Sequence[Source], chosen: set[str]) -> dict[str, str]:
 def _source(lst: ScoredList, weight: float, reason: str) -> Source:
     """A published list voting with ``weight``: its scores scaled by its best one."""
     return lst, weight / (float(lst[0][1]) or 1.0), reason
+
+
+def _top(lst: ScoredList, factors: Mapping[str, float]) -> float:
+    """The best score of ``lst`` once each is multiplied by its item's factor (1 if none).
+
+    ``lst`` is best first and no factor exceeds 1, so the best is at or before the first
+    item without a factor: only the entries up to it are looked at.
+    """
+    top = 0.0
+    for item, raw in lst:
+        f = factors.get(item)
+        top = max(top, float(raw) * (1.0 if f is None else f))
+        if f is None:
+            break
+    return top or 1.0
 
 
 def blend(
@@ -108,34 +124,60 @@ def blend(
     category_cap: int = 0,
     catalog: Callable[[str], Mapping[str, Any] | None] = lambda item: None,
     view_only: Collection[str] = (),
+    popularity: Mapping[str, float] | None = None,
 ) -> list[Rec]:
     """Rank candidates for one user; ``recent`` is most recent first.
 
     ``neighbours[relation][anchor]`` is the published list of ``anchor``;
     ``category_trending`` holds trending lists of the user's recent categories.
     Anchors in ``view_only`` (only viewed or clicked) vote with ``weights.view_only``.
-    Items in ``exclude`` or not ``available`` never appear. Business ``rules`` multiply
-    the blended score of the items whose ``catalog`` record they match (a factor of 0
-    hides the item); ``category_cap`` > 0 allows at most that many items per category,
-    filling up from the rest when too few categories are left.
+    ``popularity`` maps items to a factor at most 1 (:func:`popularity_factors`) that
+    multiplies each of their scores in the neighbour lists before a list is scaled by
+    its best score. Items in ``exclude`` or not ``available`` never appear. Business
+    ``rules`` multiply the blended score of the items whose ``catalog`` record they match
+    (a factor of 0 hides the item); ``category_cap`` > 0 allows at most that many items
+    per category, filling up from the rest when too few categories are left.
     """
+    factors = popularity or {}
     sources: list[Source] = []
     for rank, anchor in enumerate(recent):
         a = weights.recency**rank * (weights.view_only if anchor in view_only else 1.0)
         for relation, w in ((BOUGHT, weights.bought), (VIEWED, weights.viewed)):
             lst = neighbours.get(relation, {}).get(anchor)
             if lst and a * w > 0:
-                sources.append(_source(lst, a * w, _PREFIX[relation] + anchor))
+                sources.append((lst, a * w / _top(lst, factors), _PREFIX[relation] + anchor))
+    # An item's factor multiplies every neighbour vote it gets, so it is applied once to
+    # their sum (to the ~100 items that have one) rather than to each vote.
+    scores = _sum_votes(sources, {})
+    for item, f in factors.items():
+        if item in scores:
+            scores[item] *= f
+    discounted = len(sources)
     for cat, lst in category_trending.items():
         if lst and weights.category > 0:
             sources.append(_source(lst, weights.category, "c:" + cat))
     if trending and weights.trending > 0:
         sources.append(_source(trending, weights.trending, "t"))
-    scores = _sum_votes(sources)
+    scores = _sum_votes(sources[discounted:], scores)
     if rules:
         scores = {i: apply_rules(v, catalog(i), rules) for i, v in scores.items()}
         scores = {i: v for i, v in scores.items() if v > 0}
     eligible = (kv for kv in best_first(scores) if kv[0] not in exclude and available(kv[0]))
     chosen = diversify(eligible, catalog, k, category_cap)
-    reasons = _reasons(sources, {item for item, _ in chosen})
+    reasons = _reasons(sources, discounted, factors, {item for item, _ in chosen})
     return [Rec(item, score, reasons[item]) for item, score in chosen]
+
+
+def popularity_factors(popular: ScoredList, power: float) -> dict[str, float]:
+    """``(count / last) ** -power`` per item of ``popular`` (all-time counts, best first;
+    ``last`` is its last count): at most 1, and 1, left out, for every other item.
+
+    Dividing every score by ``count ** power`` with the last count for items outside the
+    list would give the same blend: a factor common to all items cancels when a list is
+    scaled by its best score.
+    """
+    if power <= 0 or not popular:
+        return {}
+    last = max(float(popular[-1][1]), 1e-9)
+    factors = {item: (max(float(count), 1e-9) / last) ** -power for item, count in popular}
+    return {item: f for item, f in factors.items() if f < 1.0}

@@ -13,7 +13,14 @@ from typing import Any
 
 from schemas.events import CLICK, VIEW
 from streams import trending
-from streams.blending import DEFAULT_WEIGHTS, BlendWeights, Rec, ScoredList, blend
+from streams.blending import (
+    DEFAULT_WEIGHTS,
+    BlendWeights,
+    Rec,
+    ScoredList,
+    blend,
+    popularity_factors,
+)
 from streams.item_state import ItemState, scored_list
 from streams.models.rerank import Rule
 from streams.ranked import best_first
@@ -76,7 +83,7 @@ class Lists:
     """Published lists found for a plan; missing ones are simply absent.
 
     A worker builds one for a whole batch of users, so what is derived from the lists
-    (:meth:`discounted`) is computed once and kept here.
+    (:meth:`popularity`) is computed once and kept here.
     """
 
     bought: dict[str, ScoredList] = field(default_factory=dict)
@@ -84,56 +91,16 @@ class Lists:
     trending: ScoredList = field(default_factory=list)
     category: dict[str, ScoredList] = field(default_factory=dict)
     popular: ScoredList = field(default_factory=list)  # popular:all, all-time counts
-    _discounted: dict[float, Lists] = field(default_factory=dict, repr=False, compare=False)
+    _factors: dict[float, dict[str, float]] = field(default_factory=dict, repr=False, compare=False)
 
-    def discounted(self, power: float) -> Lists:
-        """These lists with each bought and viewed neighbour's score times its popularity
-        factor (:func:`popularity_factors`, :func:`discount`); ``self`` when there is none.
-
-        Computed once per ``power``: fill the lists in before the first call.
-        """
-        factors, rest = popularity_factors(self.popular, power)
-        if not factors:
-            return self
-        done = self._discounted.get(power)
+    def popularity(self, power: float) -> dict[str, float]:
+        """The popularity factors of :attr:`popular` (see
+        :func:`streams.blending.popularity_factors`), computed once per ``power``: fill
+        the lists in before the first call."""
+        done = self._factors.get(power)
         if done is None:
-            done = self._discounted[power] = Lists(
-                bought={a: discount(lst, factors, rest) for a, lst in self.bought.items()},
-                viewed={a: discount(lst, factors, rest) for a, lst in self.viewed.items()},
-                trending=self.trending,
-                category=self.category,
-                popular=self.popular,
-            )
+            done = self._factors[power] = popularity_factors(self.popular, power)
         return done
-
-
-def popularity_factors(popular: ScoredList, power: float) -> tuple[dict[str, float], float]:
-    """``count ** -power`` per item of ``popular`` (all-time counts, best first), and the
-    factor of every other item: that of the list's last count (1 when it is empty)."""
-    if power <= 0 or not popular:
-        return {}, 1.0
-    factors = {item: max(float(count), 1e-9) ** -power for item, count in popular}
-    return factors, max(float(popular[-1][1]), 1e-9) ** -power
-
-
-def discount(lst: ScoredList, factors: Mapping[str, float], rest: float) -> ScoredList:
-    """``lst`` with each score times its item's factor (``rest`` if absent), its best
-    entry first (the blend scales a list by its first score; the order of the rest does
-    not matter to it, so it is not sorted).
-
-    ``lst`` is best first and no factor exceeds ``rest`` (a larger count has a smaller
-    factor), so the best entry is at or before the first item without a factor.
-    """
-    rows = [(item, float(raw) * factors.get(item, rest)) for item, raw in lst]
-    best = 0
-    for i, (item, _) in enumerate(lst):
-        if rows[i][1] > rows[best][1]:
-            best = i
-        if item not in factors:
-            break
-    if best:
-        rows[0], rows[best] = rows[best], rows[0]
-    return rows
 
 
 def recommend(
@@ -151,7 +118,6 @@ def recommend(
     ``rules`` and ``category_cap`` are the re-rank settings (``KAPPAREC_RULES``,
     ``KAPPAREC_CATEGORY_CAP``), see :func:`streams.blending.blend`.
     """
-    lists = lists.discounted(weights.popularity)
     return blend(
         p.anchors,
         {BOUGHT: lists.bought, VIEWED: lists.viewed},
@@ -165,6 +131,7 @@ def recommend(
         category_cap=category_cap,
         catalog=catalog,
         view_only={r.item_id for r in state.recent if r.type in VIEW_ONLY},
+        popularity=lists.popularity(weights.popularity),
     )
 
 
