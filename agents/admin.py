@@ -232,3 +232,27 @@ def delete_topics(
             raise TopicError(name, f"cannot delete topic {name!r}: {_kafka_reason(exc)}") from None
         deleted.append(name)
     return deleted
+
+
+def delete_group(
+    bootstrap: str,
+    group: str,
+    timeout: float = 15.0,
+    security: Mapping[str, str] | None = None,
+) -> bool:
+    """Delete consumer group ``group`` and its committed offsets; ``False`` if it has none.
+
+    Raises :class:`TopicError` when the broker refuses, e.g. while the group has members.
+    """
+    admin = _admin(bootstrap, security)
+    future = admin.delete_consumer_groups([group], request_timeout=timeout)[group]
+    try:
+        future.result()
+    except KafkaException as exc:
+        err = exc.args[0]
+        if isinstance(err, KafkaError) and err.code() == KafkaError.GROUP_ID_NOT_FOUND:
+            return False
+        raise TopicError(
+            group, f"cannot delete consumer group {group!r}: {_kafka_reason(exc)}"
+        ) from None
+    return True

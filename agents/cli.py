@@ -298,7 +298,8 @@ def promote(version: int, force: bool) -> None:
     "--topics",
     "drop_topics",
     is_flag=True,
-    help="also delete the version's own topics (changelogs, item deltas, vectors)",
+    help="also delete the version's own topics (changelogs, item deltas, vectors) and "
+    "its consumer group",
 )
 @friendly
 def retire(version: int, drop_topics: bool) -> None:
@@ -306,10 +307,12 @@ def retire(version: int, drop_topics: bool) -> None:
     from agents.versions import retire as run_retire
 
     s = settings_from_env()
-    expired, deleted = run_retire(s, version, topics=drop_topics)
+    expired, deleted, group = run_retire(s, version, topics=drop_topics)
     click.echo(f"v{version}: {expired} keys expire in {s.version_ttl_s}s")
     for name in deleted:
         click.echo(f"deleted topic {name}")
+    if group:
+        click.echo(f"deleted consumer group {group}")
 
 
 @main.command()

@@ -18,7 +18,7 @@ import redis
 from confluent_kafka import Consumer, TopicPartition
 from tqdm import tqdm
 
-from agents.admin import delete_topics, ensure_topics
+from agents.admin import TopicError, delete_group, delete_topics, ensure_topics
 from agents.control import request_refresh
 from agents.lag import consumer_lag, input_topics, log_ends, wait_caught_up
 from infra.workers import WorkerProcess
@@ -231,25 +231,32 @@ def promote(settings: Settings, version: int, force: bool = False) -> int | None
             raise VersionError(f"version {version} is {behind} messages behind; wait or --force")
     old_raw = r.getset(new.active, str(version))
     old = int(old_raw) if old_raw is not None else None
+    if old != version:
+        _keep_records(r, new)
     if old is not None and old != version:
         expired = _expire_version(r, Keys(settings.namespace, old), settings.version_ttl_s)
         click.echo(f"v{old}: {expired} keys expire in {settings.version_ttl_s}s")
     return old
 
 
-def retire(settings: Settings, version: int, topics: bool = False) -> tuple[int, list[str]]:
-    """Let ``version`` go: its Redis keys expire, and with ``topics`` its topics are deleted.
+def retire(
+    settings: Settings, version: int, topics: bool = False
+) -> tuple[int, list[str], str | None]:
+    """Let ``version`` go: its Redis keys expire; with ``topics`` its topics and its
+    consumer group are deleted.
 
     For a replayed version that will not be promoted, or a replaced one whose topics are
     no longer wanted (a promotion already gave its keys a TTL). The live version is
     refused. Only the version's own topics go (changelogs, item deltas, trending
     partials, item vectors, experiment outcomes); the source topics are the log every
-    version reads. Its workers must be stopped first, or they would write again.
-    Returns the number of keys given a TTL and the topics deleted.
+    version reads. The group goes with them, so that a later replay under the same
+    number starts from the beginning of the log, not from the old offsets. Kafka refuses
+    to delete a group while the version's workers are in it; the embedded broker does
+    not, so stop them first. Returns the number of keys given a
+    TTL, the topics deleted and the group deleted (``None`` if none was).
     """
     require(settings, "redis_url")
-    if topics:
-        require(settings, "kafka_bootstrap")
+    own = dataclasses.replace(settings, version=version)
     r = redis.Redis.from_url(settings.redis_url, **redis_options(settings))
     try:
         keys = Keys(settings.namespace, version)
@@ -258,18 +265,45 @@ def retire(settings: Settings, version: int, topics: bool = False) -> tuple[int,
             raise VersionError(
                 f"version {version} is the live one ({keys.active}); promote another first"
             )
+        group = None
+        if topics:
+            require(settings, "kafka_bootstrap")
+            try:
+                if delete_group(
+                    settings.kafka_bootstrap, own.app_id, security=librdkafka_security(settings)
+                ):
+                    group = own.app_id
+            except TopicError as exc:
+                raise VersionError(f"{exc}; stop the workers of version {version} first") from None
         expired = _expire_version(r, keys, settings.version_ttl_s)
     finally:
         r.close()
     deleted: list[str] = []
     if topics:
-        own = dataclasses.replace(settings, version=version)
         deleted = delete_topics(
             settings.kafka_bootstrap,
             [t.name for t in build_topics(own).all() if t.internal],
             security=librdkafka_security(settings),
         )
-    return expired, deleted
+    return expired, deleted, group
+
+
+def _keep_records(r: redis.Redis, keys: Keys) -> int:
+    """Clear the TTL of the version's keys that have none of their own: the catalogue
+    records, the A/B report and the alerts. A version promoted again (a rollback, or
+    one retired and then promoted) would otherwise lose what no worker rewrites; its
+    lists get their own TTL back when they are next written. Returns the keys changed."""
+    n = 0
+    pipe = r.pipeline(transaction=False)
+    for key in r.scan_iter(match=keys.item_meta("*"), count=1000):
+        pipe.persist(key)
+        n += 1
+        if n % 1000 == 0:
+            pipe.execute()
+    pipe.persist(keys.metrics_ab())
+    pipe.persist(keys.alerts())
+    pipe.execute()
+    return n
 
 
 def _expire_version(r: redis.Redis, keys: Keys, ttl: int) -> int:

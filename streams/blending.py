@@ -30,7 +30,9 @@ class BlendWeights:
     category: float = 0.15
     trending: float = 0.05
     recency: float = 0.8
-    # Anchors the user only viewed or clicked (never carted or bought) vote this much.
+    # Anchors whose strongest interaction in the user's recent history is a view or a
+    # click vote this much (a removal from the cart resets an item's type: an item carted,
+    # removed, then viewed counts as viewed).
     view_only: float = 0.5
     # Each neighbour's score is divided by its all-time count ** popularity (the count
     # from ``popular:all``; items outside it get its last count) before a list is scaled

@@ -43,7 +43,7 @@ def first_available(
 ) -> list[list[Any]]:
     """The first ``n`` of ``ranked`` that are available, as ``[item, score]`` rows.
 
-    The catalogue is read only until the list is full (lists keep 20 of up to 100).
+    The catalogue is read only until the list is full (lists keep 50 of up to 400).
     """
     rows: list[list[Any]] = []
     if n <= 0:

@@ -10,6 +10,7 @@ from pathlib import Path
 import orjson
 import pytest
 import redis
+from confluent_kafka import Consumer, TopicPartition
 from confluent_kafka.admin import AdminClient
 
 from agents.admin import ensure_topics
@@ -155,13 +156,36 @@ def test_replay_from_a_time_reads_interactions_from_there_and_the_whole_catalogu
         start_at(s, start)
 
 
+def _committed(s: Settings) -> list[int]:
+    """Offsets the version's consumer group committed on its interactions topic."""
+    topic = build_topics(s).interactions
+    consumer = Consumer({"bootstrap.servers": s.kafka_bootstrap, "group.id": s.app_id})
+    try:
+        tps = [TopicPartition(topic.name, p) for p in range(topic.partitions)]
+        return [tp.offset for tp in consumer.committed(tps, timeout=10)]
+    finally:
+        consumer.close()
+
+
+def _commit(s: Settings, offset: int) -> None:
+    topic = build_topics(s).interactions
+    consumer = Consumer({"bootstrap.servers": s.kafka_bootstrap, "group.id": s.app_id})
+    try:
+        consumer.commit(offsets=[TopicPartition(topic.name, 0, offset)], asynchronous=False)
+    finally:
+        consumer.close()
+
+
 def test_retire_lets_a_version_that_is_not_live_go(
     make_settings: Callable[..., Settings], namespace: str
 ) -> None:
-    v1 = make_settings(topic_prefix=f"{namespace}.")
-    v2 = dataclasses.replace(v1, version=2)
-    for s in (v1, v2):
+    v1 = make_settings(topic_prefix=f"{namespace}.", session_timeout_s=6.0)
+    v2, v3 = dataclasses.replace(v1, version=2), dataclasses.replace(v1, version=3)
+    for s in (v1, v2, v3):
         ensure_topics(s.kafka_bootstrap, build_topics(s).all())
+    assert produce(v1, [Interaction("e1", "view", "u1", "i1", 1_000)], progress=False).ok
+    for s in (v1, v2):
+        _commit(s, 1)  # both versions read the log
     r = redis.Redis.from_url(v1.redis_url)
     try:
         k1, k2 = Keys(v1.namespace, 1), Keys(v1.namespace, 2)
@@ -169,24 +193,35 @@ def test_retire_lets_a_version_that_is_not_live_go(
         for keys in (k1, k2):  # as a worker leaves them: some with a TTL, some without
             r.set(keys.item_meta("42"), b'{"category":"shoes"}')
             r.set(keys.user("7"), b"{}", ex=v1.user_ttl_s)
+            r.set(keys.meta(), b"{}", ex=v1.version_ttl_s)
 
         with pytest.raises(VersionError, match="live one"):
             retire(v1, 1, topics=True)
         assert r.ttl(k1.item_meta("42")) == -1  # the live version is untouched
 
-        expired, deleted = retire(v1, 2, topics=True)
-        assert expired == 2
+        expired, deleted, group = retire(v1, 2, topics=True)
+        assert expired == 3
         for key in (k2.item_meta("42"), k2.user("7")):
             assert 0 < r.ttl(key) <= v1.version_ttl_s
         assert r.ttl(k1.item_meta("42")) == -1
         assert r.get(k1.active) == b"1"
+
+        # promoted after all: its catalogue records are kept again (its lists keep the
+        # version TTL until they are next written)
+        assert promote(v1, 2, force=True) == 1
+        assert r.ttl(k2.item_meta("42")) == -1
+        assert 0 < r.ttl(k1.item_meta("42")) <= v1.version_ttl_s
     finally:
         r.close()
-    # v2's own topics are gone; the log and v1's topics stay
+    # v2's own topics and its group are gone, so a replay as v2 would start from the
+    # beginning of the log; the log, v1's topics and v1's offsets stay
     own = {t.name for t in build_topics(v2).all() if t.internal}
     assert set(deleted) == own
+    assert group == v2.app_id
     listed = set(
         AdminClient({"bootstrap.servers": v1.kafka_bootstrap}).list_topics(timeout=5).topics
     )
     assert not own & listed
     assert {t.name for t in build_topics(v1).all()} <= listed
+    assert max(_committed(v2)) < 0
+    assert max(_committed(v1)) == 1
