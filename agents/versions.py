@@ -9,9 +9,10 @@ TTL and age out.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import click
 import redis
@@ -288,29 +289,27 @@ def retire(
     return expired, deleted, group
 
 
-def _keep_records(r: redis.Redis, keys: Keys) -> int:
+def _keep_records(r: redis.Redis, keys: Keys) -> None:
     """Clear the TTL of the version's keys that have none of their own: the catalogue
     records, the A/B report and the alerts. A version promoted again (a rollback, or
     one retired and then promoted) would otherwise lose what no worker rewrites; its
-    lists get their own TTL back when they are next written. Returns the keys changed."""
-    n = 0
-    pipe = r.pipeline(transaction=False)
-    for key in r.scan_iter(match=keys.item_meta("*"), count=1000):
-        pipe.persist(key)
-        n += 1
-        if n % 1000 == 0:
-            pipe.execute()
-    pipe.persist(keys.metrics_ab())
-    pipe.persist(keys.alerts())
-    pipe.execute()
-    return n
+    lists get their own TTL back when they are next written."""
+    _each_key(r, keys.item_meta("*"), lambda pipe, key: pipe.persist(key))
+    r.persist(keys.metrics_ab())
+    r.persist(keys.alerts())
 
 
 def _expire_version(r: redis.Redis, keys: Keys, ttl: int) -> int:
+    return _each_key(r, keys.prefix + "*", lambda pipe, key: pipe.expire(key, ttl))
+
+
+def _each_key(r: redis.Redis, pattern: str, command: Callable[[Any, bytes], object]) -> int:
+    """Queue ``command(pipeline, key)`` for every key matching ``pattern`` (SCAN, so Redis
+    keeps serving), sent 1,000 at a time; returns the number of keys."""
     n = 0
     pipe = r.pipeline(transaction=False)
-    for key in r.scan_iter(match=keys.prefix + "*", count=1000):
-        pipe.expire(key, ttl)
+    for key in r.scan_iter(match=pattern, count=1000):
+        command(pipe, key)
         n += 1
         if n % 1000 == 0:
             pipe.execute()

@@ -126,21 +126,21 @@ def blend(
     category_cap: int = 0,
     catalog: Callable[[str], Mapping[str, Any] | None] = lambda item: None,
     view_only: Collection[str] = (),
-    popularity: Mapping[str, float] | None = None,
+    discount: Mapping[str, float] | None = None,
 ) -> list[Rec]:
     """Rank candidates for one user; ``recent`` is most recent first.
 
     ``neighbours[relation][anchor]`` is the published list of ``anchor``;
     ``category_trending`` holds trending lists of the user's recent categories.
     Anchors in ``view_only`` (only viewed or clicked) vote with ``weights.view_only``.
-    ``popularity`` maps items to a factor at most 1 (:func:`popularity_factors`) that
+    ``discount`` maps items to a factor at most 1 (:func:`popularity_factors`) that
     multiplies each of their scores in the neighbour lists before a list is scaled by
     its best score. Items in ``exclude`` or not ``available`` never appear. Business
     ``rules`` multiply the blended score of the items whose ``catalog`` record they match
     (a factor of 0 hides the item); ``category_cap`` > 0 allows at most that many items
     per category, filling up from the rest when too few categories are left.
     """
-    factors = popularity or {}
+    factors = discount or {}
     sources: list[Source] = []
     for rank, anchor in enumerate(recent):
         a = weights.recency**rank * (weights.view_only if anchor in view_only else 1.0)

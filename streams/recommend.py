@@ -131,7 +131,7 @@ def recommend(
         category_cap=category_cap,
         catalog=catalog,
         view_only={r.item_id for r in state.recent if r.type in VIEW_ONLY},
-        popularity=lists.popularity(weights.popularity),
+        discount=lists.popularity(weights.popularity),
     )
 
 

@@ -101,7 +101,7 @@ def test_the_discount_equals_discounting_each_list_first() -> None:
         neighbours = {rel: {a: scored(8) for a in recent} for rel in (BOUGHT, VIEWED)}
         trending, category = scored(10), {"c": scored(5)}
         args = (trending, category, set(), lambda i: True, 10, BlendWeights())
-        got = blend(recent, neighbours, *args, view_only={"a1"}, popularity=factors)
+        got = blend(recent, neighbours, *args, view_only={"a1"}, discount=factors)
         first = {
             rel: {
                 a: sorted(
