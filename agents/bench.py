@@ -58,16 +58,29 @@ def noop_rate(s: Settings, n: int) -> dict[str, Any]:
         for e in synthetic(n_users=max(100, n // 20), n_items=2000, n_events=n, seed=1)
         if isinstance(e, Interaction)
     ]
-    from confluent_kafka import Producer
+    from confluent_kafka import KafkaError, Producer
 
-    from agents.producer import producer_config
+    from agents.producer import producer_config, send
     from schemas.codec import encode
+
+    failed: list[str] = []
+
+    def delivered(err: KafkaError | None, _: object) -> None:
+        if err is not None:
+            failed.append(str(err))
 
     p = Producer(producer_config(s))
     for ev in events:
-        p.produce(topic.name, encode(ev), key=ev.user_id.encode())
-        p.poll(0)
-    p.flush(60)
+        send(
+            p,
+            topic.name,
+            ev.user_id.encode(),
+            encode(ev),
+            None,
+            delivered,
+        )
+    if p.flush(60) or failed:
+        raise RuntimeError(f"no-op events not delivered: {failed[:3]}")
     out = subprocess.run(
         [
             sys.executable,
