@@ -299,8 +299,23 @@ def _keep_records(r: redis.Redis, keys: Keys) -> None:
     r.persist(keys.alerts())
 
 
+# EXPIRE unless the key is due sooner: what EXPIRE ... LT does on Redis 7, also on the
+# Redis 6.2 that the embedded stack may run.
+_EXPIRE_SOONER = """
+local left = redis.call('TTL', KEYS[1])
+if left == -1 or left > tonumber(ARGV[1]) then
+    return redis.call('EXPIRE', KEYS[1], ARGV[1])
+end
+return 0
+"""
+
+
 def _expire_version(r: redis.Redis, keys: Keys, ttl: int) -> int:
-    return _each_key(r, keys.prefix + "*", lambda pipe, key: pipe.expire(key, ttl))
+    """Give every key of ``keys``' version ``ttl``; a key due sooner keeps its time."""
+    expire = r.register_script(_EXPIRE_SOONER)
+    return _each_key(
+        r, keys.prefix + "*", lambda pipe, key: expire(keys=[key], args=[ttl], client=pipe)
+    )
 
 
 def _each_key(r: redis.Redis, pattern: str, command: Callable[[Any, bytes], object]) -> int:

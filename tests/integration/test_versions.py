@@ -194,15 +194,17 @@ def test_retire_lets_a_version_that_is_not_live_go(
             r.set(keys.item_meta("42"), b'{"category":"shoes"}')
             r.set(keys.user("7"), b"{}", ex=v1.user_ttl_s)
             r.set(keys.meta(), b"{}", ex=v1.version_ttl_s)
+        r.set(k2.user("8"), b"{}", ex=60)  # due sooner than the version TTL
 
         with pytest.raises(VersionError, match="live one"):
             retire(v1, 1, topics=True)
         assert r.ttl(k1.item_meta("42")) == -1  # the live version is untouched
 
         expired, deleted, group = retire(v1, 2, topics=True)
-        assert expired == 3
+        assert expired == 4
         for key in (k2.item_meta("42"), k2.user("7")):
             assert 0 < r.ttl(key) <= v1.version_ttl_s
+        assert 0 < r.ttl(k2.user("8")) <= 60  # a TTL is shortened, never lengthened
         assert r.ttl(k1.item_meta("42")) == -1
         assert r.get(k1.active) == b"1"
 
