@@ -209,6 +209,20 @@ def _verify(
         time.sleep(0.1)
 
 
+def topics_named(
+    bootstrap: str,
+    prefix: str,
+    timeout: float = 15.0,
+    security: Mapping[str, str] | None = None,
+) -> list[str]:
+    """The broker's topics whose names start with ``prefix``."""
+    try:
+        listed = _admin(bootstrap, security).list_topics(timeout=timeout).topics
+    except KafkaException as exc:
+        raise TopicError(prefix, f"cannot list topics: {_kafka_reason(exc)}") from None
+    return sorted(name for name in listed if name.startswith(prefix))
+
+
 def delete_topics(
     bootstrap: str,
     names: Iterable[str],

@@ -19,6 +19,7 @@ import click
 import redis
 
 from agents.admin import ensure_topics
+from agents.bench import discard
 from agents.bench import run_settings as bench_run_settings
 from agents.control import refresh_when_drained
 from agents.producer import ProduceError, produce
@@ -188,6 +189,7 @@ def run_agreement(
     stack.up(base)
     state = stack.read_state(base.state_dir) or {}
     started_stack = before is None or before.get("pids") != state.get("pids")
+    s = None
     try:
         s = run_settings(base, state)
         click.echo(f"in-process: {len(plan.buckets)} buckets, {len(plan.cases)} cases", err=True)
@@ -201,6 +203,8 @@ def run_agreement(
     finally:
         if started_stack:
             stack.down(base)
+        elif s is not None:
+            discard(s)
     extra = {
         "dataset": dataset,
         "limit": limit,

@@ -21,7 +21,7 @@ import click
 import orjson
 import redis
 
-from agents.admin import ensure_topics
+from agents.admin import delete_group, delete_topics, ensure_topics, topics_named
 from agents.lag import caught_up_at
 from agents.metrics import LOOP_LAG, counters_key
 from agents.producer import produce
@@ -47,6 +47,28 @@ def run_settings(base: Settings, state: dict[str, Any], label: str, **overrides:
         state_dir=base.state_dir,
         **overrides,
     )
+
+
+def discard(s: Settings) -> tuple[int, list[str]]:
+    """Delete what a run under ``s`` (see :func:`run_settings`) leaves on a stack that
+    outlives it: its Redis keys (every version of its namespace), its topics and its
+    consumer group. Catalogue records have no TTL, so without this a shared Redis would
+    keep them for good. Returns the number of keys and the topics deleted."""
+    r = redis.Redis.from_url(s.redis_url)
+    keys = 0
+    try:
+        batch: list[bytes] = []
+        for key in r.scan_iter(match=f"{s.namespace}:*", count=1000):
+            batch.append(key)
+            if len(batch) == 1000:
+                keys += r.unlink(*batch)
+                batch = []
+        if batch:
+            keys += r.unlink(*batch)
+    finally:
+        r.close()
+    delete_group(s.kafka_bootstrap, s.app_id)
+    return keys, delete_topics(s.kafka_bootstrap, topics_named(s.kafka_bootstrap, s.topic_prefix))
 
 
 def noop_rate(s: Settings, n: int) -> dict[str, Any]:
@@ -379,6 +401,8 @@ def run_bench(
             worker.stop()
         if started_stack:
             stack.down(base)
+        else:
+            discard(s)
     report = {
         "command": "make bench",
         "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),

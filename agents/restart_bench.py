@@ -31,7 +31,7 @@ from typing import Any
 import redis
 
 from agents.admin import ensure_topics
-from agents.bench import run_settings
+from agents.bench import discard, run_settings
 from agents.lag import wait_caught_up
 from agents.producer import produce
 from infra import stack
@@ -58,16 +58,18 @@ def run(
     base = load_settings(state_dir=str(state_dir))
     before = stack.read_state(base.state_dir)
     state = stack.up(base)
+    s = run_settings(base, state, "restart")
     try:
-        return measure(base, state, catalog, events, runs, stop, seed, timeout)
+        return measure(s, catalog, events, runs, stop, seed, timeout)
     finally:
         if before is None or before.get("pids") != state.get("pids"):
             stack.down(base)
+        else:
+            discard(s)
 
 
 def measure(
-    base: Settings,
-    state: dict[str, Any],
+    s: Settings,
     catalog: int,
     events: int,
     runs: int,
@@ -75,8 +77,7 @@ def measure(
     seed: int,
     timeout: float,
 ) -> dict[str, Any]:
-    """The measurement on the stack ``state`` (its ``kafka_bootstrap`` and ``redis_url``)."""
-    s = run_settings(base, state, "restart")
+    """The measurement under ``s``: a run of its own (:func:`agents.bench.run_settings`)."""
     ensure_topics(s.kafka_bootstrap, build_topics(s).all())
     records = list(synthetic(max(100, events // 20), catalog, events, seed=seed))
     items = [r.item_id for r in records if isinstance(r, CatalogItem)]
