@@ -3,7 +3,7 @@
     python -m agents.http_bench --rates 1000,10000 --duration 20 --processes 2
 
 Fills a namespace of its own with realistic lists (users' lists of 50 items with reasons,
-also-bought/also-viewed lists of 20, trending, catalogue records), starts ``kapparec
+also-bought/also-viewed lists of 50, trending, catalogue records), starts ``kapparec
 serve`` on a free port, offers each rate with :mod:`agents.loadgen` and writes the
 figures to ``reports/http-bench-<time>.json``. The namespace is deleted at the end.
 """
@@ -28,8 +28,10 @@ import redis
 from agents.loadgen import http_get, resp_command, run_load
 from streams.blending import Rec
 from streams.serving import Keys, encode_user
+from streams.settings import Settings
 
-LIST_SIZE, ITEM_LIST_SIZE = 50, 20
+# The workers' defaults: KAPPAREC_LIST_SIZE and KAPPAREC_ITEM_LIST_SIZE.
+LIST_SIZE, ITEM_LIST_SIZE = Settings().list_size, Settings().item_list_size
 TTL_S = 3600  # a crashed run leaves nothing behind for long
 
 
