@@ -129,6 +129,8 @@ def diversify(
     ranked: Iterable[tuple[str, float]], catalog: Catalog, k: int, cap: int
 ) -> list[tuple[str, float]]:
     """The first ``k`` items, at most ``cap`` per category (0 = no cap); refills if short."""
+    if k <= 0:
+        return []
     if cap <= 0:
         return list(itertools.islice(ranked, k))
     per: dict[str, int] = {}

@@ -112,6 +112,9 @@ def test_k_caps_the_list() -> None:
 
 def test_bug_k_zero_gives_an_empty_list() -> None:
     assert _blend(k=0) == []
+    # with a category cap too: it counted k down to 0 only after an item, so k=0 gave
+    # every candidate
+    assert _blend(k=0, category_cap=1, catalog=META.get) == []
 
 
 def test_ties_are_broken_by_item_id() -> None:
