@@ -7,14 +7,16 @@ must keep both from changing a single list.
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import redis
 
-from agents.lag import wait_caught_up
+from agents.lag import consumer_lag, input_topics, wait_caught_up
 from agents.metrics import TABLE_KEYS, field, gauges_key
 from agents.producer import produce
 from infra.workers import WorkerProcess
@@ -22,7 +24,7 @@ from schemas.events import CatalogItem, Interaction
 from streams.pipeline import LocalPipeline
 from streams.settings import Settings
 from streams.sources import synthetic
-from streams.topics import TABLE_CATALOG, TABLE_USERS
+from streams.topics import TABLE_CATALOG, TABLE_USERS, build_topics
 from tests.integration.test_pipeline import assert_lists_match, drain, settings, workers
 
 __all__ = ["settings", "workers"]  # fixtures shared with test_pipeline
@@ -125,3 +127,30 @@ def test_worker_joins_then_leaves_gives_single_worker_lists(
     ref = LocalPipeline(settings)
     ref.apply_all(e for part in parts for e in part)  # exactly what was produced
     assert_lists_match(settings, ref)
+
+
+def test_a_worker_joining_during_a_long_catch_up_changes_no_list(
+    settings: Settings, tmp_path: Path
+) -> None:
+    # A backlog that w1, in batches of 100 events, is still working through, a batch in
+    # hand most of the time, when w2 joins: the revocation meets work in flight.
+    slow = dataclasses.replace(settings, batch_size=100)
+    events = list(synthetic(n_users=300, n_items=150, n_events=40_000, seed=12))
+    assert produce(slow, events, progress=False).ok
+    first = WorkerProcess(slow, tmp_path / "w1.log", worker_id="w1")
+    second = None
+    try:
+        _wait_owning(slow, first, "w1")
+        second = WorkerProcess(slow, tmp_path / "w2.log", worker_id="w2")
+        _wait_owning(slow, second, "w2")
+        behind = consumer_lag(slow.kafka_bootstrap, slow.app_id, input_topics(slow))
+        assert behind[build_topics(slow).interactions.name] > 0, "w1 had caught up already"
+        drain(slow, first, timeout=300)
+        assert second.alive, second.tail()
+    finally:
+        for w in (first, second):
+            if w is not None:
+                w.stop(grace_s=10.0)
+    ref = LocalPipeline(slow)
+    ref.apply_all(events)
+    assert_lists_match(slow, ref)
