@@ -19,7 +19,7 @@ import click
 import redis
 
 from agents.admin import ensure_topics
-from agents.bench import discard
+from agents.bench import discard_after
 from agents.bench import run_settings as bench_run_settings
 from agents.control import refresh_when_drained
 from agents.producer import ProduceError, produce
@@ -204,7 +204,7 @@ def run_agreement(
         if started_stack:
             stack.down(base)
         elif s is not None:
-            discard(s)
+            discard_after(s)
     extra = {
         "dataset": dataset,
         "limit": limit,

@@ -21,7 +21,7 @@ import click
 import orjson
 import redis
 
-from agents.admin import delete_group, delete_topics, ensure_topics, topics_named
+from agents.admin import TopicError, delete_group, delete_topics, ensure_topics, topics_named
 from agents.lag import caught_up_at
 from agents.metrics import LOOP_LAG, counters_key
 from agents.producer import produce
@@ -69,6 +69,15 @@ def discard(s: Settings) -> tuple[int, list[str]]:
         r.close()
     delete_group(s.kafka_bootstrap, s.app_id)
     return keys, delete_topics(s.kafka_bootstrap, topics_named(s.kafka_bootstrap, s.topic_prefix))
+
+
+def discard_after(s: Settings) -> None:
+    """:func:`discard`, for a ``finally``: a failure is reported, not raised, so that it
+    neither hides the run's own error nor throws away its figures."""
+    try:
+        discard(s)
+    except (redis.RedisError, TopicError) as exc:
+        click.echo(f"could not delete run {s.namespace}'s keys and topics: {exc}", err=True)
 
 
 def noop_rate(s: Settings, n: int) -> dict[str, Any]:
@@ -402,7 +411,7 @@ def run_bench(
         if started_stack:
             stack.down(base)
         else:
-            discard(s)
+            discard_after(s)
     report = {
         "command": "make bench",
         "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),

@@ -31,7 +31,7 @@ from typing import Any
 import redis
 
 from agents.admin import ensure_topics
-from agents.bench import discard, run_settings
+from agents.bench import discard_after, run_settings
 from agents.lag import wait_caught_up
 from agents.producer import produce
 from infra import stack
@@ -65,7 +65,7 @@ def run(
         if before is None or before.get("pids") != state.get("pids"):
             stack.down(base)
         else:
-            discard(s)
+            discard_after(s)
 
 
 def measure(
