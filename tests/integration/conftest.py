@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import redis
 
 from agents.admin import ensure_topics
 from infra.stack import StackError, down, up
@@ -107,8 +108,13 @@ def namespace() -> str:
 
 
 @pytest.fixture
-def make_settings(stack: Stack, tmp_path: Path) -> Callable[..., Settings]:
-    """Factory: settings pointing at the session stack, with a unique namespace per call."""
+def make_settings(stack: Stack, tmp_path: Path) -> Iterator[Callable[..., Settings]]:
+    """Factory: settings pointing at the session stack, with a unique namespace per call.
+
+    The namespaces' keys in the session's Redis are deleted afterwards: catalogue
+    records have no TTL, and ``KAPPAREC_REDIS_URL`` may be a Redis that outlives the run.
+    """
+    made: list[str] = []
 
     def make(**overrides: Any) -> Settings:
         values: dict[str, Any] = {
@@ -118,10 +124,21 @@ def make_settings(stack: Stack, tmp_path: Path) -> Callable[..., Settings]:
             "state_dir": tmp_path / "state",
         }
         values.update(overrides)
+        if values["redis_url"] == stack.redis_url:  # not a test's own, stopped, Redis
+            made.append(values["namespace"])
         # env={}: the developer's own KAPPAREC_* variables must not leak into tests.
         return load_settings(env={}, **values)
 
-    return make
+    yield make
+    if made:
+        r = redis.Redis.from_url(stack.redis_url)
+        try:
+            for ns in made:
+                keys = list(r.scan_iter(match=f"{ns}:*", count=1000))
+                for start in range(0, len(keys), 1000):
+                    r.unlink(*keys[start : start + 1000])
+        finally:
+            r.close()
 
 
 # Short timers so a test's worker drains, settles and rejoins in seconds.
