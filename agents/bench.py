@@ -25,6 +25,7 @@ from agents.admin import TopicError, delete_group, delete_topics, ensure_topics,
 from agents.lag import caught_up_at
 from agents.metrics import LOOP_LAG, counters_key
 from agents.producer import produce
+from agents.redis_scan import delete_matching
 from agents.replica_recall import replica_recall
 from infra import stack
 from infra.workers import WorkerProcess
@@ -55,16 +56,8 @@ def discard(s: Settings) -> tuple[int, list[str]]:
     consumer group. Catalogue records have no TTL, so without this a shared Redis would
     keep them for good. Returns the number of keys and the topics deleted."""
     r = redis.Redis.from_url(s.redis_url)
-    keys = 0
     try:
-        batch: list[bytes] = []
-        for key in r.scan_iter(match=f"{s.namespace}:*", count=1000):
-            batch.append(key)
-            if len(batch) == 1000:
-                keys += r.unlink(*batch)
-                batch = []
-        if batch:
-            keys += r.unlink(*batch)
+        keys = delete_matching(r, f"{s.namespace}:*")
     finally:
         r.close()
     delete_group(s.kafka_bootstrap, s.app_id)

@@ -26,6 +26,7 @@ import orjson
 import redis
 
 from agents.loadgen import http_get, resp_command, run_load
+from agents.redis_scan import delete_matching
 from streams.blending import Rec
 from streams.serving import Keys, encode_user
 from streams.settings import Settings
@@ -183,8 +184,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     finally:
         server.terminate()
         server.wait(30)
-        for key in client.scan_iter(match=f"{namespace}:*", count=5000):
-            client.delete(key)
+        delete_matching(client, f"{namespace}:*")
         client.close()
     return report
 

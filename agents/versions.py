@@ -9,10 +9,9 @@ TTL and age out.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
 import click
 import redis
@@ -22,6 +21,7 @@ from tqdm import tqdm
 from agents.admin import TopicError, delete_group, delete_topics, ensure_topics
 from agents.control import request_refresh
 from agents.lag import consumer_lag, input_topics, log_ends, wait_caught_up
+from agents.redis_scan import each_key
 from infra.workers import WorkerProcess
 from schemas.errors import KapparecError
 from streams.security import librdkafka_security, redis_options
@@ -294,7 +294,7 @@ def _keep_records(r: redis.Redis, keys: Keys) -> None:
     records, the A/B report and the alerts. A version promoted again (a rollback, or
     one retired and then promoted) would otherwise lose what no worker rewrites; its
     lists get their own TTL back when they are next written."""
-    _each_key(r, keys.item_meta("*"), lambda pipe, key: pipe.persist(key))
+    each_key(r, keys.item_meta("*"), lambda pipe, key: pipe.persist(key))
     r.persist(keys.metrics_ab())
     r.persist(keys.alerts())
 
@@ -313,20 +313,6 @@ return 0
 def _expire_version(r: redis.Redis, keys: Keys, ttl: int) -> int:
     """Give every key of ``keys``' version ``ttl``; a key due sooner keeps its time."""
     expire = r.register_script(_EXPIRE_SOONER)
-    return _each_key(
+    return each_key(
         r, keys.prefix + "*", lambda pipe, key: expire(keys=[key], args=[ttl], client=pipe)
     )
-
-
-def _each_key(r: redis.Redis, pattern: str, command: Callable[[Any, bytes], object]) -> int:
-    """Queue ``command(pipeline, key)`` for every key matching ``pattern`` (SCAN, so Redis
-    keeps serving), sent 1,000 at a time; returns the number of keys."""
-    n = 0
-    pipe = r.pipeline(transaction=False)
-    for key in r.scan_iter(match=pattern, count=1000):
-        command(pipe, key)
-        n += 1
-        if n % 1000 == 0:
-            pipe.execute()
-    pipe.execute()
-    return n

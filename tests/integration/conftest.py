@@ -16,6 +16,7 @@ import pytest
 import redis
 
 from agents.admin import ensure_topics
+from agents.redis_scan import delete_matching
 from infra.stack import StackError, down, up
 from infra.workers import WorkerProcess
 from streams.settings import Settings, load_settings
@@ -134,9 +135,7 @@ def make_settings(stack: Stack, tmp_path: Path) -> Iterator[Callable[..., Settin
         r = redis.Redis.from_url(stack.redis_url)
         try:
             for ns in made:
-                keys = list(r.scan_iter(match=f"{ns}:*", count=1000))
-                for start in range(0, len(keys), 1000):
-                    r.unlink(*keys[start : start + 1000])
+                delete_matching(r, f"{ns}:*")
         finally:
             r.close()
 
