@@ -678,7 +678,7 @@ def broker_run(
     Each count in ``replay_workers`` replays its own fresh copy of the same log.
     """
     from agents.admin import ensure_topics
-    from agents.bench import run_settings
+    from agents.bench import discard_after, run_settings
     from agents.producer import produce
     from infra import stack
     from streams.evaluation.scale import list_agreement
@@ -692,34 +692,37 @@ def broker_run(
     base = load_settings(fallback=state, state_dir=str(state_dir))
     result: dict[str, Any] = {"partitions": base.partitions}
     s = run_settings(base, state, "scale")
-    ensure_topics(s.kafka_bootstrap, build_topics(s).all())
-    t0 = time.perf_counter()
-    summary = produce(
-        s, synthetic(max(100, events // 20), 10_000, events, seed=seed), progress=False
-    )
-    produce_s = time.perf_counter() - t0
-    result["produce"] = {
-        "records": summary.delivered_total,
-        "seconds": round(produce_s, 1),
-        "records_per_s": round(summary.delivered_total / produce_s),
-    }
-    topic = build_topics(s).interactions.name
-    events = summary.delivered.get(topic, 0)
-    result["raw_consume"] = raw_consume(
-        s.kafka_bootstrap, topic, s.partitions, events, decode=False
-    )
-    result["raw_consume_decoded"] = raw_consume(
-        s.kafka_bootstrap, topic, s.partitions, events, decode=True
-    )
-    if replay_events:
-        runs = [_replay(base, state, state_dir, replay_events, seed, n) for n in replay_workers]
-        # The same log: how many users get the same list as in the first replay, exactly,
-        # in item order, and in their first ten items as a set (replay determinism, which
-        # must hold whatever the worker count, capped neighbour lists included).
-        first = runs[0][1]
-        for run, lists in runs:
-            run["same_as_first"] = list_agreement(first, lists)
-        result["replay"] = [run for run, _ in runs]
+    try:
+        ensure_topics(s.kafka_bootstrap, build_topics(s).all())
+        t0 = time.perf_counter()
+        summary = produce(
+            s, synthetic(max(100, events // 20), 10_000, events, seed=seed), progress=False
+        )
+        produce_s = time.perf_counter() - t0
+        result["produce"] = {
+            "records": summary.delivered_total,
+            "seconds": round(produce_s, 1),
+            "records_per_s": round(summary.delivered_total / produce_s),
+        }
+        topic = build_topics(s).interactions.name
+        events = summary.delivered.get(topic, 0)
+        result["raw_consume"] = raw_consume(
+            s.kafka_bootstrap, topic, s.partitions, events, decode=False
+        )
+        result["raw_consume_decoded"] = raw_consume(
+            s.kafka_bootstrap, topic, s.partitions, events, decode=True
+        )
+        if replay_events:
+            runs = [_replay(base, state, state_dir, replay_events, seed, n) for n in replay_workers]
+            # The same log: how many users get the same list as in the first replay, exactly,
+            # in item order, and in their first ten items as a set (replay determinism, which
+            # must hold whatever the worker count, capped neighbour lists included).
+            first = runs[0][1]
+            for run, lists in runs:
+                run["same_as_first"] = list_agreement(first, lists)
+            result["replay"] = [run for run, _ in runs]
+    finally:
+        discard_after(s)
     return result
 
 
@@ -734,7 +737,7 @@ def _replay(
 
     from agents.admin import ensure_topics
     from agents.agreement import user_items
-    from agents.bench import run_settings
+    from agents.bench import discard_after, run_settings
     from agents.producer import produce
     from schemas.events import Interaction
     from streams.serving import Keys
@@ -742,51 +745,55 @@ def _replay(
     from streams.topics import build_topics
 
     s = run_settings(base, state, f"scalerp{workers}")
-    ensure_topics(s.kafka_bootstrap, build_topics(s).all())
-    records = list(synthetic(max(100, n_events // 20), 10_000, n_events, seed=seed))
-    users = {r.user_id for r in records if isinstance(r, Interaction)}
-    produce(s, records, progress=False)
-    env = {
-        **os.environ,
-        "KAPPAREC_STATE_DIR": str(state_dir),
-        "KAPPAREC_NAMESPACE": s.namespace,
-        "KAPPAREC_TOPIC_PREFIX": s.topic_prefix,
-    }
-    command = ["replay", "--version", "2", "--workers", str(workers)]
-    # CPU of the replay command and the workers it waits for: on a shared 2-core machine
-    # the wall time swings with the neighbours, the CPU time much less.
-    cpu0 = _children_cpu()
-    t0 = time.perf_counter()
-    out = subprocess.run(
-        [str(Path(sys.executable).with_name("kapparec")), *command],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=1800,
-    )
-    wall = time.perf_counter() - t0
-    cpu = _children_cpu() - cpu0
-    # Every user of the log must have a list in the replayed version, whichever of the
-    # N workers held the user (a lost partition shows here; wrong lists in the caller's
-    # comparison).
-    r = redis.Redis.from_url(s.redis_url)
     try:
-        lists = user_items(r, Keys(s.namespace, 2), sorted(users))
+        ensure_topics(s.kafka_bootstrap, build_topics(s).all())
+        records = list(synthetic(max(100, n_events // 20), 10_000, n_events, seed=seed))
+        users = {r.user_id for r in records if isinstance(r, Interaction)}
+        produce(s, records, progress=False)
+        env = {
+            **os.environ,
+            "KAPPAREC_STATE_DIR": str(state_dir),
+            "KAPPAREC_NAMESPACE": s.namespace,
+            "KAPPAREC_TOPIC_PREFIX": s.topic_prefix,
+        }
+        command = ["replay", "--version", "2", "--workers", str(workers)]
+        # CPU of the replay command and the workers it waits for: on a shared 2-core machine
+        # the wall time swings with the neighbours, the CPU time much less.
+        cpu0 = _children_cpu()
+        t0 = time.perf_counter()
+        out = subprocess.run(
+            [str(Path(sys.executable).with_name("kapparec")), *command],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=1800,
+        )
+        wall = time.perf_counter() - t0
+        cpu = _children_cpu() - cpu0
+        # Every user of the log must have a list in the replayed version, whichever of the
+        # N workers held the user (a lost partition shows here; wrong lists in the caller's
+        # comparison).
+        r = redis.Redis.from_url(s.redis_url)
+        try:
+            lists = user_items(r, Keys(s.namespace, 2), sorted(users))
+        finally:
+            r.close()
+        return {
+            "workers": workers,
+            "events": n_events,
+            "catalog_records": 10_000,
+            "wall_s": round(wall, 1),
+            "events_per_s": round(n_events / wall),
+            "cpu_s": round(cpu, 1),
+            "events_per_cpu_s": round(n_events / cpu) if cpu else None,
+            "users": len(users),
+            "users_with_a_list": len(lists),
+            "returncode": out.returncode,
+            "tail": out.stdout[-300:] + out.stderr[-300:],
+        }, lists
     finally:
-        r.close()
-    return {
-        "workers": workers,
-        "events": n_events,
-        "catalog_records": 10_000,
-        "wall_s": round(wall, 1),
-        "events_per_s": round(n_events / wall),
-        "cpu_s": round(cpu, 1),
-        "events_per_cpu_s": round(n_events / cpu) if cpu else None,
-        "users": len(users),
-        "users_with_a_list": len(lists),
-        "returncode": out.returncode,
-        "tail": out.stdout[-300:] + out.stderr[-300:],
-    }, lists
+        # Its keys (every version), its topics and the replay's consumer group.
+        discard_after(dataclasses.replace(s, version=2))
 
 
 def _children_cpu() -> float:
