@@ -34,10 +34,9 @@ from agents.publisher import connect
 from agents.reader import Reader, ReadResult
 from agents.redis_reads import PipelinedReads
 from agents.telemetry import HTTP_REQUESTS, HTTP_SECONDS, Telemetry
+from schemas.ids import ID_RULE, id_problem
 from streams.settings import Settings
 
-# Same rule as ids in events, so every id the pipeline accepted can be asked for.
-ID_RE = re.compile(r"[^\x00-\x1f\x7f]{1,256}")
 K_DEFAULT, K_MAX = 10, 100
 RECENT_MAX = 20
 JSON = b"application/json"
@@ -82,11 +81,11 @@ def _error(status: int, error: str, detail: str, **extra: Any) -> Response:
 
 
 def check_id(value: str, parameter: str) -> str:
-    """An id of 1-256 characters without control characters."""
-    if not ID_RE.fullmatch(value):
-        raise InvalidParameter(
-            parameter, f"{parameter} must be 1-256 characters without control characters"
-        )
+    """An id under the rule events follow (``schemas.ids``): any id the pipeline accepted
+    can be asked for, and one it could never have accepted is a 422, not a miss."""
+    problem = id_problem(value)
+    if problem is not None:
+        raise InvalidParameter(parameter, f"{parameter} {problem}; an id is {ID_RULE}")
     return value
 
 

@@ -5,7 +5,10 @@ from __future__ import annotations
 import functools
 from typing import Any
 
-ID_PATTERN = "^[^\\x00-\\x1f\\x7f]{1,256}$"
+from schemas.ids import ID_RULE, MAX_ID_LEN, forbidden_class
+
+# The id rule of events (schemas.ids); its \uXXXX escapes read the same in ECMA-262.
+ID_PATTERN = f"^[^{forbidden_class()}]{{1,{MAX_ID_LEN}}}$"
 
 
 def _ref(name: str) -> dict[str, str]:
@@ -27,7 +30,7 @@ def _path_id(name: str, what: str) -> dict[str, Any]:
         "name": name,
         "in": "path",
         "required": True,
-        "description": f"{what} (1-256 characters, no control characters; percent-encode '/').",
+        "description": f"{what} ({ID_RULE}; percent-encode '/').",
         "schema": {"type": "string", "minLength": 1, "maxLength": 256, "pattern": ID_PATTERN},
     }
 

@@ -290,10 +290,11 @@ def retire(
 
 
 def _keep_records(r: redis.Redis, keys: Keys) -> None:
-    """Clear the TTL of the version's keys that have none of their own: the catalogue
-    records, the A/B report and the alerts. A version promoted again (a rollback, or
-    one retired and then promoted) would otherwise lose what no worker rewrites; its
-    lists get their own TTL back when they are next written."""
+    """Clear the TTL that retiring gave the version's keys that no worker may rewrite:
+    the catalogue records (no TTL of their own), the A/B report and the alerts (written
+    only when a new report or alert comes, each time with ``version_ttl_s``). A version
+    promoted again (a rollback, or one retired and then promoted) would otherwise lose
+    them; its lists get their own TTL back when they are next written."""
     each_key(r, keys.item_meta("*"), lambda pipe, key: pipe.persist(key))
     r.persist(keys.metrics_ab())
     r.persist(keys.alerts())

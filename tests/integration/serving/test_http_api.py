@@ -166,6 +166,8 @@ async def test_ids_with_slashes_colons_and_unicode(api: Api, seeded: Settings) -
         ("/recommendations/u1?k=-1", "k"),
         ("/recommendations/" + "x" * 257, "user_id"),
         ("/recommendations/bad%01id", "user_id"),
+        ("/recommendations/zero%E2%80%8Bwidth", "user_id"),  # U+200B, refused in events too
+        ("/items/rtl%E2%80%AEid/also-bought", "item_id"),  # U+202E
         ("/recommendations/u1?recent=" + ",".join(f"i{i}" for i in range(21)), "recent"),
         ("/recommendations/u1?recent=i1,%7F", "recent"),
         ("/items/" + "y" * 300 + "/also-bought", "item_id"),
