@@ -12,7 +12,7 @@ from typing import Any
 import faust
 
 from agents.metrics import WORKER
-from schemas.dead_letter import DeadLetter
+from schemas.dead_letter import DeadLetter, letter_key
 from schemas.errors import DecodeError
 
 log = logging.getLogger(__name__)
@@ -51,7 +51,16 @@ class DeadLetters:
         self.counts[error.code] += 1
         WORKER.dead_letter(msg.topic, error.code)
         log.info("dead-letter %s %s[%d]@%d: %s", agent, msg.topic, msg.partition, msg.offset, error)
-        return await self._topics[msg.topic].send(key=msg.key, value=letter.to_bytes())
+        value, dropped = letter.encode()
+        if dropped:
+            log.warning(
+                "dead-letter %s[%d]@%d: too large to carry its %s; length and SHA-256 kept",
+                msg.topic,
+                msg.partition,
+                msg.offset,
+                " and ".join(dropped),
+            )
+        return await self._topics[msg.topic].send(key=letter_key(msg.key), value=value)
 
     async def send_all(self, rejected: Sequence[tuple[Any, DecodeError]], agent: str) -> None:
         """Send every rejected record and wait until the broker has them all."""

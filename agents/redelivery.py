@@ -120,6 +120,10 @@ def _to_resend(
         return None
     if not summary.first_time(letter):
         return None
+    if letter.dropped:
+        # Its key or value is known only by length and digest: nothing to send back.
+        summary.not_carried += 1
+        return None
     if fix is None:
         return letter.key, letter.original
     fixed = fix(letter.key, letter.original, letter)

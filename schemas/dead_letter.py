@@ -3,12 +3,25 @@
 from __future__ import annotations
 
 import base64
+import hashlib
 from dataclasses import dataclass
 from typing import Any
 
 import orjson
 
 from schemas.fields import Field, Schema
+
+# A dead letter is sent as one record (its key and envelope) and must fit the producers'
+# request limit (1,000,000 bytes, Faust's and librdkafka's default) with room for the
+# record's framing. A record the broker accepted can still be too large once its bytes
+# are base64 in an envelope (a 760 kB value gives a 1 MB envelope): its bytes are then
+# described (length and SHA-256) instead of carried, so the rejection is still recorded
+# and the worker goes on, rather than failing on the send and meeting the record again.
+MAX_LETTER_BYTES = 900_000
+# The record key of a dead letter is the original key, unless that is longer than this
+# (no valid key is: ids are at most 256 characters); then it is the key's SHA-256 (hex).
+MAX_LETTER_KEY_BYTES = 4_096
+MAX_ERROR_CHARS = 4_096
 
 
 @dataclass(frozen=True, slots=True)
@@ -25,26 +38,52 @@ class DeadLetter:
     original: bytes | None
     key: bytes | None = None
     field: str | None = None
+    # Byte fields not carried because the envelope would not fit MAX_LETTER_BYTES:
+    # name ("original", "key") -> {"len": bytes, "sha256": hex digest}.
+    dropped: dict[str, dict[str, Any]] | None = None
 
-    def to_bytes(self) -> bytes:
-        """Encode as JSON; bytes are base64 so any payload survives."""
-        return orjson.dumps(
-            {
-                "v": 1,
-                "reason": self.reason,
-                "error": self.error,
-                "field": self.field,
-                "source": {
-                    "topic": self.source_topic,
-                    "partition": self.source_partition,
-                    "offset": self.source_offset,
-                },
-                "agent": self.agent,
-                "dead_lettered_at": self.dead_lettered_at,
-                "key_b64": _b64(self.key),
-                "original_b64": _b64(self.original),
+    def to_bytes(self, limit: int = MAX_LETTER_BYTES) -> bytes:
+        """Encode as JSON; bytes are base64 so any payload survives (see :meth:`encode`)."""
+        return self.encode(limit)[0]
+
+    def encode(self, limit: int = MAX_LETTER_BYTES) -> tuple[bytes, list[str]]:
+        """The JSON envelope, and the byte fields it could not carry.
+
+        The envelope and its record key (:func:`letter_key`) together stay within
+        ``limit``: the original value, then the key, are replaced by their length and
+        SHA-256 in ``dropped`` when carrying them would not fit. The error text is cut
+        to ``MAX_ERROR_CHARS``.
+        """
+        error = self.error
+        if len(error) > MAX_ERROR_CHARS:
+            error = error[: MAX_ERROR_CHARS - 1] + "…"
+        doc: dict[str, Any] = {
+            "v": 1,
+            "reason": self.reason,
+            "error": error,
+            "field": self.field,
+            "source": {
+                "topic": self.source_topic,
+                "partition": self.source_partition,
+                "offset": self.source_offset,
+            },
+            "agent": self.agent,
+            "dead_lettered_at": self.dead_lettered_at,
+            "key_b64": _b64(self.key),
+            "original_b64": _b64(self.original),
+        }
+        raw = orjson.dumps(doc)
+        room = limit - len(letter_key(self.key) or b"")
+        for name, data in (("original", self.original), ("key", self.key)):
+            if len(raw) <= room or data is None:
+                continue
+            doc[f"{name}_b64"] = None
+            doc.setdefault("dropped", {})[name] = {
+                "len": len(data),
+                "sha256": hashlib.sha256(data).hexdigest(),
             }
-        )
+            raw = orjson.dumps(doc)
+        return raw, list(doc.get("dropped", ()))
 
     @classmethod
     def from_bytes(cls, raw: bytes) -> DeadLetter:
@@ -62,7 +101,15 @@ class DeadLetter:
             dead_lettered_at=obj["dead_lettered_at"],
             key=_unb64(obj.get("key_b64")),
             original=_unb64(obj.get("original_b64")),
+            dropped=obj.get("dropped"),
         )
+
+
+def letter_key(key: bytes | None) -> bytes | None:
+    """The record key of the dead letter of a record keyed ``key``."""
+    if key is None or len(key) <= MAX_LETTER_KEY_BYTES:
+        return key
+    return hashlib.sha256(key).hexdigest().encode("ascii")
 
 
 def _b64(data: bytes | None) -> str | None:
@@ -93,9 +140,16 @@ DEAD_LETTER = Schema(
         Field(
             "original_b64",
             "str",
-            doc="original message value, base64 (null for a tombstone)",
+            doc="original message value, base64 (null for a tombstone, or when dropped)",
             max_len=1 << 24,
         ),
+        Field(
+            "dropped",
+            "object",
+            doc="byte fields not carried, the envelope being capped at 900,000 bytes: "
+            '{"original"|"key": {"len", "sha256"}}; such a letter cannot be replayed',
+        ),
     ),
-    "A rejected record. Topic `<source>.dead-letter`, key = the original key.",
+    "A rejected record. Topic `<source>.dead-letter`, key = the original key (its SHA-256 "
+    "in hex when longer than 4,096 bytes).",
 )

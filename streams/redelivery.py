@@ -85,6 +85,8 @@ class ReplaySummary:
     filtered_out: int = 0
     duplicates: int = 0
     kept_by_fix: int = 0
+    # Letters whose original bytes were too large to carry (DeadLetter.dropped).
+    not_carried: int = 0
     still_invalid: Counter[str] = field(default_factory=Counter)
     sent: Counter[str] = field(default_factory=Counter)
     failed: Counter[str] = field(default_factory=Counter)
@@ -113,6 +115,7 @@ class ReplaySummary:
             ("same source record seen before in this run", self.duplicates),
             ("left in place by the fix-up hook", self.kept_by_fix),
             ("unreadable envelopes", self.unreadable),
+            ("original bytes not carried (too large to dead-letter whole)", self.not_carried),
         ):
             if n:
                 lines.append(f"skipped, {label}: {n}")

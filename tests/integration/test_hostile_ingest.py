@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -13,6 +14,7 @@ from confluent_kafka import Consumer, Producer, TopicPartition
 
 from agents.producer import produce, producer_config, send
 from infra.workers import WorkerProcess
+from schemas.codec import encode as encode_event
 from schemas.dead_letter import DeadLetter
 from schemas.events import Interaction
 from streams.serving import Keys
@@ -97,5 +99,38 @@ def test_hostile_payloads_all_reach_dead_letter(settings: Settings, worker: Work
         assert {k.decode() for k in r.scan_iter(match=keys.prefix + "user:*")} == {
             keys.user("survivor")
         }
+    finally:
+        r.close()
+
+
+def test_records_too_large_to_dead_letter_whole_are_described(
+    settings: Settings, worker: WorkerProcess
+) -> None:
+    """A record the broker took can be too large once base64 in an envelope: the worker
+    dead-letters it with the length and digest of what it cannot carry, and goes on."""
+    topics = build_topics(settings)
+    good = Interaction("after-the-giants", "view", "survivor", "item-1", T0)
+    big_value = b'{"context": "' + b"x" * 760_000 + b'"}'
+    big_key = b"\x00" * 300_000  # a valid event under a key that is not its user
+    payloads = [(b"u1", big_value), (big_key, encode_event(good))]
+    produce_bulk(settings, topics.interactions.name, payloads)
+    assert produce(settings, [good], progress=False).ok
+    drain(settings, worker, timeout=120)
+
+    letters = read_all(settings, topics.interactions.dead_letter or "", 2)
+    by_reason = {e.reason: (m, e) for m in letters for e in [DeadLetter.from_bytes(m.value())]}
+    assert sorted(by_reason) == ["key_mismatch", "oversized"], [e for _, e in by_reason.values()]
+    msg, oversized = by_reason["oversized"]
+    assert oversized.original is None and oversized.key == b"u1" and msg.key() == b"u1"
+    assert oversized.dropped == {
+        "original": {"len": len(big_value), "sha256": hashlib.sha256(big_value).hexdigest()}
+    }
+    msg, mismatch = by_reason["key_mismatch"]
+    assert mismatch.key == big_key and mismatch.dropped is None  # 400 kB in base64: fits
+    assert msg.key() == hashlib.sha256(big_key).hexdigest().encode()
+    assert worker.alive, worker.tail()
+    r = redis.Redis.from_url(settings.redis_url)
+    try:
+        assert r.get(Keys(settings.namespace, settings.version).user("survivor")) is not None
     finally:
         r.close()

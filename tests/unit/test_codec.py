@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable
 from typing import Any
 
@@ -15,7 +16,7 @@ from schemas.codec import (
     decode_interaction,
     encode,
 )
-from schemas.dead_letter import DeadLetter
+from schemas.dead_letter import MAX_ERROR_CHARS, MAX_LETTER_BYTES, DeadLetter, letter_key
 from schemas.errors import DecodeError, KapparecError
 from schemas.events import CatalogItem, Impression, Interaction
 
@@ -395,6 +396,46 @@ def test_dead_letter_round_trip_of_tombstone_and_field() -> None:
     back = DeadLetter.from_bytes(dl.to_bytes())
     assert back == dl
     assert back.original is None and back.key is None and back.field == "ts"
+
+
+def _letter(original: bytes | None, key: bytes | None, error: str = "oversized") -> DeadLetter:
+    return DeadLetter("oversized", error, "interactions", 2, 9, "ingest", TS, original, key)
+
+
+def test_a_dead_letter_too_large_to_send_describes_its_value_instead() -> None:
+    # Accepted by a broker with the default 1 MB limit; base64 in an envelope, 1 MB.
+    value = b'{"context": "' + b"x" * 760_000 + b'"}'
+    raw, dropped = _letter(value, b"u1").encode()
+    assert dropped == ["original"]
+    assert len(raw) + len(letter_key(b"u1") or b"") <= MAX_LETTER_BYTES
+    back = DeadLetter.from_bytes(raw)
+    assert back.original is None and back.key == b"u1"  # the key still travels
+    assert back.dropped == {
+        "original": {"len": len(value), "sha256": hashlib.sha256(value).hexdigest()}
+    }
+
+
+def test_a_dead_letter_under_the_limit_carries_everything() -> None:
+    value = b"x" * 600_000  # 800 kB in base64: fits
+    raw, dropped = _letter(value, b"u1").encode()
+    assert dropped == [] and DeadLetter.from_bytes(raw).original == value
+
+
+def test_a_huge_key_is_hashed_as_record_key_and_dropped_last() -> None:
+    key = b"\x00" * 700_000
+    raw, dropped = _letter(b"{}", key, error="key_mismatch: " + repr(key)).encode()
+    assert dropped == ["original", "key"]
+    record_key = letter_key(key)
+    assert record_key == hashlib.sha256(key).hexdigest().encode()
+    assert len(raw) + len(record_key) <= MAX_LETTER_BYTES
+    back = DeadLetter.from_bytes(raw)
+    assert back.key is None and back.dropped is not None
+    assert back.dropped["key"]["len"] == len(key)
+    assert len(back.error) == MAX_ERROR_CHARS and back.error.endswith("\u2026")
+
+
+def test_a_valid_key_is_its_own_record_key() -> None:
+    assert letter_key(b"u" * 1024) == b"u" * 1024 and letter_key(None) is None
 
 
 def test_dead_letter_of_a_real_decode_error() -> None:

@@ -367,6 +367,15 @@ def test_bug_dead_letter_records_fail_their_own_json_schema() -> None:
     assert errors == []
 
 
+def test_a_dead_letter_cut_to_size_still_follows_its_schema() -> None:
+    key = b"k" * 700_000
+    dl = DeadLetter("key_mismatch", "x" * 10_000, "interactions", 0, 5, "ingest", TS, b"{}", key)
+    obj = orjson.loads(dl.to_bytes())
+    assert obj["dropped"]["key"]["len"] == len(key)
+    assert _ours(DEAD_LETTER, obj)
+    assert [e.message for e in VALIDATORS[DEAD_LETTER.name].iter_errors(obj)] == []
+
+
 def test_bug_trailing_newline_in_id_passes_json_schema() -> None:
     """Python's ``re`` lets ``$`` match before a final newline, so the documented id
     pattern accepts ``"u1\\n"`` in the reference ``jsonschema`` library."""

@@ -82,3 +82,18 @@ def test_check_record_applies_the_key_rule() -> None:
         check_record("catalog_item", b"j", b'{"item_id":"i","ts":1}', 1000)
     assert info.value.code == "key_mismatch"
     check_record("catalog_item", b"i", b'{"item_id":"i","ts":1}', 1000)
+
+
+def test_a_letter_without_its_original_bytes_is_not_sent_back() -> None:
+    from agents.redelivery import _to_resend
+
+    whole = letter(offset=7)
+    big = b"x" * 800_000
+    described = DeadLetter.from_bytes(
+        DeadLetter("oversized", "e", "interactions", 1, 8, "ingest", NOW, big, b"k").to_bytes()
+    )
+    summary = ReplaySummary()
+    assert _to_resend(whole, Selection(), None, summary) == (b"k", b"x")
+    assert _to_resend(described, Selection(), None, summary) is None
+    assert summary.not_carried == 1
+    assert "original bytes not carried" in str(summary)
