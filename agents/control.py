@@ -9,6 +9,7 @@ function of the log (as a replay before promotion needs); completion is zero lag
 
 from __future__ import annotations
 
+import re
 import time
 import uuid
 from collections.abc import Iterable
@@ -28,14 +29,34 @@ RECATEGORIZE = b"recategorize"
 
 
 def control_of(headers: Any) -> bytes | None:
-    """The control verb in a message's headers, or ``None`` for a data message."""
+    """The control verb in a message's headers, or ``None`` for a data message (a header
+    with a null value, which Kafka allows, included)."""
     if not headers:
         return None
-    pairs: Iterable[tuple[str, bytes]] = headers.items() if hasattr(headers, "items") else headers
+    pairs: Iterable[tuple[str, bytes | None]] = (
+        headers.items() if hasattr(headers, "items") else headers
+    )
     for key, value in pairs:
         if key == HEADER:
-            return bytes(value)
+            return None if value is None else bytes(value)
     return None
+
+
+# The body of a refresh request (see request_refresh): epoch ms, "-", 8 hex digits.
+_REQUEST_ID = re.compile(rb"[0-9]{1,16}-[0-9a-f]{8}")
+
+
+def refresh_request(msg: Any) -> bytes | None:
+    """The request id of a refresh request on ``interactions``, else ``None``.
+
+    Producers share the topic, so the header alone does not make a control message: a
+    record whose body is not a request id is data, decoded (or dead-lettered) as any
+    other, rather than a reason to recompute every list.
+    """
+    if control_of(msg.headers) != REFRESH:
+        return None
+    value = msg.value
+    return value if value is not None and _REQUEST_ID.fullmatch(value) else None
 
 
 def request_refresh(settings: Settings) -> str:

@@ -21,7 +21,7 @@ import orjson
 from faust.serializers import codecs
 
 from agents.codecs import StateCodec
-from agents.control import control_of
+from agents.control import refresh_request
 from agents.dead_letters import DeadLetters
 from agents.faust_batches import records_of
 from agents.publisher import Publisher
@@ -66,7 +66,7 @@ class AttributeOutcomes:
         rejected: list[tuple[Any, DecodeError]] = []
         for msg in records_of(events):
             is_imp = msg.topic == self.impressions_topic
-            if not is_imp and control_of(msg.headers) is not None:
+            if not is_imp and refresh_request(msg) is not None:
                 continue
             state = self._state(msg.partition, touched)
             kind = IMPRESSIONS if is_imp else INTERACTIONS

@@ -16,7 +16,7 @@ from typing import Any
 
 import faust
 
-from agents.control import HEADER, REFRESH, control_of
+from agents.control import HEADER, REFRESH, refresh_request
 from agents.dead_letters import DeadLetters
 from agents.faust_batches import records_of
 from agents.metrics import WORKER
@@ -59,8 +59,9 @@ class IngestInteractions:
         n = self.settings.partitions
         refresh = False
         for msg in records_of(events):
-            if control_of(msg.headers) == REFRESH:
-                new = self._new_request(msg.value)
+            request = refresh_request(msg)
+            if request is not None:
+                new = self._new_request(request)
                 refresh = refresh or new
                 continue
             try:

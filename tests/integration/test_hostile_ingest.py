@@ -12,6 +12,7 @@ import pytest
 import redis
 from confluent_kafka import Consumer, Producer, TopicPartition
 
+from agents.control import HEADER, REFRESH
 from agents.producer import produce, producer_config, send
 from infra.workers import WorkerProcess
 from schemas.codec import encode as encode_event
@@ -132,5 +133,31 @@ def test_records_too_large_to_dead_letter_whole_are_described(
     r = redis.Redis.from_url(settings.redis_url)
     try:
         assert r.get(Keys(settings.namespace, settings.version).user("survivor")) is not None
+    finally:
+        r.close()
+
+
+def test_control_headers_on_producers_records_are_data(
+    settings: Settings, worker: WorkerProcess
+) -> None:
+    """A null-valued control header (Kafka allows it), or a refresh header on a record
+    whose body is an event, does not make a control message: the event is processed."""
+    topic = build_topics(settings).interactions.name
+    events = [
+        Interaction("null-header", "view", "u-null", "item-1", T0),
+        Interaction("spoofed-refresh", "view", "u-spoof", "item-2", T0 + 1),
+    ]
+    headers = [[(HEADER, None)], [(HEADER, REFRESH)]]
+    producer = Producer(producer_config(settings))
+    for ev, hdrs in zip(events, headers, strict=True):
+        producer.produce(topic, encode_event(ev), ev.user_id.encode(), headers=hdrs)
+    assert producer.flush(30) == 0
+    drain(settings, worker, timeout=120)
+    assert worker.alive, worker.tail()
+    keys = Keys(settings.namespace, settings.version)
+    r = redis.Redis.from_url(settings.redis_url)
+    try:
+        assert r.get(keys.user("u-null")) is not None
+        assert r.get(keys.user("u-spoof")) is not None
     finally:
         r.close()
