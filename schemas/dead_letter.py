@@ -128,8 +128,8 @@ DEAD_LETTER = Schema(
             "reason",
             "str",
             True,
-            "stable code: not_json, missing_field, wrong_type, "
-            "oversized, unknown_type, bad_value, not_object, unsupported_version, empty",
+            "stable code: not_json, missing_field, wrong_type, oversized, unknown_type, "
+            "bad_value, not_object, unsupported_version, empty, key_mismatch, wrong_partition",
         ),
         Field("error", "str", True, "human-readable message", max_len=4096),
         Field("field", "str", doc="offending field, when there is one"),

@@ -8,12 +8,14 @@ import orjson
 import pytest
 import redis
 from click.testing import CliRunner
+from confluent_kafka import Producer
 
 from agents.cli import main
-from agents.producer import produce_raw
+from agents.producer import produce_raw, producer_config
 from agents.redelivery import replay_dead_letters
 from infra.workers import WorkerProcess
 from schemas.dead_letter import DeadLetter
+from streams.partitioning import partition_for
 from streams.redelivery import Selection
 from streams.serving import Keys
 from streams.settings import Settings, to_env
@@ -99,3 +101,38 @@ def test_since_in_the_future_selects_nothing(settings: Settings, worker: WorkerP
     drain(settings, worker)
     summary = replay_dead_letters(settings, selection=Selection(since_ms=2**53), dry_run=True)
     assert (summary.read, summary.filtered_out, sum(summary.sent.values())) == (1, 1, 0)
+
+
+def test_an_event_on_the_wrong_partition_is_dead_lettered_then_replayed_to_its_own(
+    settings: Settings, worker: WorkerProcess
+) -> None:
+    """A producer that partitions otherwise than by murmur2: the user's later events
+    are neither hidden by its offset nor lost; replayed, it lands where it belongs."""
+    topics = build_topics(settings)
+    dlq = topics.interactions.dead_letter or ""
+    owner = partition_for("u7", settings.partitions)
+    stray = (owner + 1) % settings.partitions
+    event = {"event_id": "w1", "type": "purchase", "user_id": "u7", "item_id": "i7", "ts": T0}
+    producer = Producer(producer_config(settings))
+    # Offsets: the stray record's partition is given a few records first, so its offset
+    # is above the user's next one on its own partition.
+    for _ in range(3):
+        producer.produce(topics.interactions.name, b"{}", b"x", partition=stray)
+    producer.produce(topics.interactions.name, orjson.dumps(event), b"u7", partition=stray)
+    later = {**event, "event_id": "w2", "type": "view", "item_id": "i8", "ts": T0 + 1}
+    producer.produce(topics.interactions.name, orjson.dumps(later), b"u7", partition=owner)
+    assert producer.flush(30) == 0
+    drain(settings, worker)
+    letters = [DeadLetter.from_bytes(m.value()) for m in read_all(settings, dlq, 4, timeout=30)]
+    wrong = [d for d in letters if d.reason == "wrong_partition"]
+    assert len(wrong) == 1 and wrong[0].original == orjson.dumps(event), letters
+    keys = Keys(settings.namespace, settings.version)
+    r = redis.Redis.from_url(settings.redis_url)
+    try:
+        assert orjson.loads(r.get(keys.user("u7")) or b"{}")["recent"] == ["i8"]
+        assert "sent 1" in replay_cli(settings, "--reason", "wrong_partition")
+        drain(settings, worker)
+        assert sorted(orjson.loads(r.get(keys.user("u7")) or b"{}")["recent"]) == ["i7", "i8"]
+    finally:
+        r.close()
+    assert worker.alive, worker.tail()
