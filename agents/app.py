@@ -42,6 +42,7 @@ from streams.settings import Settings
 from streams.topics import (
     TABLE_CATALOG,
     TABLE_ITEM_PARTS,
+    TABLE_ITEM_TOPS,
     TABLE_ITEMS,
     TABLE_TRENDING,
     TABLE_USERS,
@@ -143,6 +144,7 @@ def build_app(settings: Settings) -> Runtime:
     users = table(TABLE_USERS, codecs.USER_STATE)
     items = table(TABLE_ITEMS, codecs.ITEM_STATE)
     parts = table(TABLE_ITEM_PARTS, codecs.PARTITION_STATE)
+    tops = table(TABLE_ITEM_TOPS, codecs.TOPS)
     # Not a Faust table: every worker holds all of it, kept whole by its follower.
     catalog = CatalogCopy(app, settings)
     partials = table(TABLE_TRENDING, codecs.ORJSON, partitions=1)
@@ -178,7 +180,9 @@ def build_app(settings: Settings) -> Runtime:
             trending_topic,
             catalog_synced=follower.synced,
         ),
-        items=AggregateItems(settings, items, parts, catalog, trending_topic, publisher, priority),
+        items=AggregateItems(
+            settings, items, parts, tops, catalog, trending_topic, publisher, priority
+        ),
         catalog=IngestCatalog(
             settings,
             catalog,

@@ -9,6 +9,7 @@ from faust.serializers import codecs
 
 from streams.item_side import PartitionState
 from streams.item_state import ItemState
+from streams.trending import Tops
 from streams.user_state import UserState
 
 
@@ -54,6 +55,7 @@ STR = "kapparec-str"
 USER_STATE = "kapparec-user"
 ITEM_STATE = "kapparec-item"
 PARTITION_STATE = "kapparec-partition"
+TOPS = "kapparec-tops"
 ORJSON = "kapparec-orjson"
 
 
@@ -64,3 +66,4 @@ def register() -> None:
     codecs.register(ORJSON, OrjsonCodec())
     codecs.register(STR, StrCodec())
     codecs.register(PARTITION_STATE, StateCodec(PartitionState))
+    codecs.register(TOPS, StateCodec(Tops))

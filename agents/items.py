@@ -27,8 +27,10 @@ from streams.item_state import ItemState
 from streams.recommend import item_list, trending_list
 from streams.serving import encode_list
 from streams.settings import Settings
-from streams.trending import Partial
+from streams.trending import Partial, Tops
 
+# A trending-partials message's lists, at most (JSON bytes): well under the 1 MB limit.
+MAX_PARTIALS_BYTES = 256 * 1024
 LISTS_PER_PAUSE = 64  # item lists built between two pauses (about 6 ms)
 CATEGORIES_PER_PAUSE = 16  # trending categories merged between two pauses
 
@@ -39,7 +41,8 @@ class AggregateItems:
 
     settings: Settings
     items: Any  # faust Table[str, ItemState]
-    parts: Any  # faust Table[str, PartitionState]
+    parts: Any  # faust Table[str, PartitionState]: "<partition>" -> its event time
+    tops: Any  # faust Table[str, Tops]: "<partition>/<category>" -> that category's lists
     catalog: Any  # agents.catalog_follower.CatalogCopy
     trending_partials: faust.TopicT
     publisher: Publisher
@@ -48,6 +51,7 @@ class AggregateItems:
 
     def __post_init__(self) -> None:
         self._items_get = reader(self.items)
+        self._tops_get = reader(self.tops)
         self._catalog_get = reader(self.catalog)
 
     def _category(self, item: str) -> str | None:
@@ -64,10 +68,11 @@ class AggregateItems:
         s = self.settings
         for event in events:
             p = event.message.partition
-            part = (
-                states.get(p) or self.parts.get(str(p)) or PartitionState(Partial(s.trending_size))
-            )
-            states[p] = part
+            part = states.get(p)
+            if part is None:
+                part = self.parts.get(str(p)) or PartitionState(Partial(s.trending_size))
+                part.partial.load = partial(_loaded, self._tops_get, p)
+                states[p] = part
             result = by_part.setdefault(p, BatchResult())
             if control_of(event.message.headers) == RECATEGORIZE:
                 moves = orjson.loads(event.message.value)
@@ -95,14 +100,25 @@ class AggregateItems:
             ),
             pause,
         )
+        # Then each changed category's lists, a record of their own; then the partition's.
+        await put_all(
+            (
+                (self.tops, p, f"{p}/{cat}", states[p].partial.tops(cat))
+                for p, result in by_part.items()
+                for cat in sorted(result.categories | states[p].unsaved)
+            ),
+            pause,
+        )
+        for p in by_part:
+            states[p].unsaved.clear()
         await put_all(((self.parts, p, str(p), states[p]) for p in by_part), pause)
         writes: list[Write] = []
         sends = []
         for p, result in by_part.items():
             part = states[p]
             writes.extend(await self._item_lists(result))
-            if result.categories:
-                payload = {"p": p, "t": part.max_ts, "c": part.partial.export(result.categories)}
+            for cats in _chunks(part.partial, sorted(result.categories), MAX_PARTIALS_BYTES):
+                payload = {"p": p, "t": part.max_ts, "c": cats}
                 sends.append(
                     await self.trending_partials.send(
                         key=str(p).encode(), value=orjson.dumps(payload), partition=0
@@ -125,6 +141,29 @@ class AggregateItems:
                     await self.priority.step_aside()
         await self.priority.step_aside()
         return writes
+
+
+def _loaded(get: Callable[[str], Tops | None], p: int, category: str) -> Tops | None:
+    return get(f"{p}/{category}")
+
+
+def _chunks(partial: Partial, categories: Sequence[str], max_bytes: int) -> list[dict[str, Any]]:
+    """The lists of ``categories``, exported in groups of at most about ``max_bytes`` of
+    JSON each: a batch can change thousands of categories, and one message of them all
+    would pass the broker's 1 MB limit."""
+    out: list[dict[str, Any]] = []
+    group: dict[str, Any] = {}
+    size = 0
+    for cat, lists in partial.export(categories).items():
+        n = len(orjson.dumps(lists)) + len(cat) + 8
+        if group and size + n > max_bytes:
+            out.append(group)
+            group, size = {}, 0
+        group[cat] = lists
+        size += n
+    if group:
+        out.append(group)
+    return out
 
 
 def _current(result: BatchResult, agg: AggregateItems, item: str) -> ItemState | None:

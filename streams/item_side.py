@@ -85,19 +85,28 @@ def decode_groups(raw: bytes) -> list[Any]:
 
 @dataclass(slots=True)
 class PartitionState:
-    """Per item partition: its top items and the latest event time it has seen."""
+    """Per item partition: its top items and the latest event time it has seen.
+
+    Its changelog record holds the event time only: the workers write each category's
+    lists as a record of its own (:class:`streams.trending.Tops`), so that a record's
+    size does not grow with the number of categories. A record written before that
+    holds every category's lists; they are read into memory and listed in ``unsaved``,
+    to be written as records of their own with the next batch.
+    """
 
     partial: Partial
     max_ts: int = 0
+    unsaved: set[str] = field(default_factory=set)
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-ready form for the table changelog."""
-        return {"p": self.partial.to_dict(), "t": self.max_ts}
+        """JSON-ready form for the table changelog: without the categories' lists."""
+        return {"p": {"k": self.partial.k, "all": {}}, "t": self.max_ts}
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> PartitionState:
-        """Inverse of :meth:`to_dict`."""
-        return cls(Partial.from_dict(data["p"]), data["t"])
+        """Inverse of :meth:`to_dict`; also reads the earlier form, lists included."""
+        partial = Partial.from_dict(data["p"])
+        return cls(partial, data["t"], set(partial.trending))
 
 
 @dataclass(slots=True)

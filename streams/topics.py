@@ -83,6 +83,7 @@ class Topics:
 TABLE_USERS = "users"
 TABLE_ITEMS = "items"
 TABLE_ITEM_PARTS = "item_parts"
+TABLE_ITEM_TOPS = "item_tops"  # "<partition>/<category>" -> streams.trending.Tops
 TABLE_CATALOG = "catalog"
 TABLE_TRENDING = "trending"
 TABLE_ATTRIBUTION = "attribution"
@@ -137,6 +138,7 @@ def build_topics(settings: Settings) -> Topics:
             changelog(TABLE_USERS, n),
             changelog(TABLE_ITEMS, n),
             changelog(TABLE_ITEM_PARTS, n),
+            changelog(TABLE_ITEM_TOPS, n),
             changelog(TABLE_CATALOG, n),
             changelog(TABLE_TRENDING, 1),
             changelog(TABLE_ATTRIBUTION, n),

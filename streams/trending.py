@@ -9,7 +9,7 @@ top-K (a *partial*); merging the partials of all partitions gives the global lis
 from __future__ import annotations
 
 import heapq
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -59,22 +59,62 @@ class TopK:
 
 
 @dataclass(slots=True)
+class Tops:
+    """One category's lists in one item partition: its top trending and popular items.
+
+    The workers keep one record per partition and category (not one per partition):
+    a partition's lists grow with the number of categories, 200 entries each, and one
+    record of them all passed the broker's 1 MB limit at about 600 categories.
+    """
+
+    trending: TopK
+    popular: TopK
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready form for the table changelog."""
+        return {"k": self.trending.k, "t": self.trending.ranked(), "p": self.popular.ranked()}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Tops:
+        """Inverse of :meth:`to_dict`."""
+        k = data["k"]
+        return cls(TopK(k, {i: s for i, s in data["t"]}), TopK(k, {i: s for i, s in data["p"]}))
+
+
+@dataclass(slots=True)
 class Partial:
-    """Top items of one item partition: per category and overall, trending and popular."""
+    """Top items of one item partition: per category and overall, trending and popular.
+
+    ``load`` finds a category's lists that are not in memory yet (the workers read them
+    from their table on first use); without it a missing category starts empty.
+    """
 
     k: int
     trending: dict[str, TopK] = field(default_factory=dict)
     popular: dict[str, TopK] = field(default_factory=dict)
+    load: Callable[[str], Tops | None] | None = field(default=None, compare=False, repr=False)
 
     def offer(self, item: str, category: str | None, trend: float, count: float) -> set[str]:
         """Offer one item's scores; returns the categories whose lists changed."""
         changed: set[str] = set()
         for cat in (GLOBAL, category) if category else (GLOBAL,):
-            t = self.trending.setdefault(cat, TopK(self.k)).offer(item, trend)
-            p = self.popular.setdefault(cat, TopK(self.k)).offer(item, count)
+            tops = self.tops(cat)
+            t = tops.trending.offer(item, trend)
+            p = tops.popular.offer(item, count)
             if t or p:
                 changed.add(cat)
         return changed
+
+    def tops(self, category: str) -> Tops:
+        """The lists of ``category``: in memory, else loaded, else new and empty."""
+        t = self.trending.get(category)
+        if t is not None:
+            return Tops(t, self.popular[category])
+        found = self.load(category) if self.load is not None else None
+        if found is None:
+            found = Tops(TopK(self.k), TopK(self.k))
+        self.trending[category], self.popular[category] = found.trending, found.popular
+        return found
 
     def export(self, categories: Iterable[str]) -> dict[str, Any]:
         """The lists of ``categories`` in wire form: ``{cat: {"t": [...], "p": [...]}}``."""

@@ -23,7 +23,7 @@ from streams.item_side import (
 )
 from streams.item_state import ItemState
 from streams.partitioning import partition_for
-from streams.trending import GLOBAL, Partial
+from streams.trending import GLOBAL, Partial, Tops
 from streams.user_state import BOUGHT, VIEWED, WEIGHT_GRID, UserState, delta
 
 T0 = 1_700_000_000_000
@@ -246,19 +246,38 @@ def test_result_accumulates_across_calls() -> None:
     assert result.relations == {"A": {VIEWED, BOUGHT}, "B": {VIEWED}}
 
 
+def _saved(part: PartitionState, dumps: Any = json.dumps, loads: Any = json.loads) -> Any:
+    """What the workers write for ``part``: its record and one record per category."""
+    record = loads(dumps(part.to_dict()))
+    tops = {cat: loads(dumps(part.partial.tops(cat).to_dict())) for cat in part.partial.trending}
+    return record, tops
+
+
+def _restored(record: Any, tops: dict[str, Any]) -> PartitionState:
+    """A partition state as a worker reads it back: its categories loaded on first use."""
+    part = PartitionState.from_dict(record)
+    part.partial.load = lambda cat: Tops.from_dict(tops[cat]) if cat in tops else None
+    return part
+
+
 def test_partition_state_round_trip() -> None:
     part, items = PartitionState(Partial(10)), dict[str, ItemState]()
     _apply(_groups(), part, items)
-    back = PartitionState.from_dict(copy.deepcopy(part.to_dict()))
-    assert back.max_ts == part.max_ts
-    assert back.partial.to_dict() == part.partial.to_dict()
-    via_json = PartitionState.from_dict(json.loads(json.dumps(part.to_dict())))
-    assert via_json.partial.popular[GLOBAL].ranked() == part.partial.popular[GLOBAL].ranked()
+    back = _restored(*_saved(part, copy.deepcopy, lambda x: x))
+    assert back.max_ts == part.max_ts and not back.unsaved
+    assert back.partial.trending == {}  # nothing loaded before it is used
+    for cat in part.partial.trending:
+        assert back.partial.tops(cat).to_dict() == part.partial.tops(cat).to_dict()
+    via_json = _restored(*_saved(part))
+    assert via_json.partial.tops(GLOBAL).popular.ranked() == part.partial.popular[GLOBAL].ranked()
     # items restored through JSON (text keys) still make redeliveries no-ops
     restored = {
         k: ItemState.from_dict(json.loads(json.dumps(v.to_dict()))) for k, v in items.items()
     }
     assert apply_groups(_groups(), via_json, restored, CATEGORIES.get, HL, KEPT).skipped == 7
+    assert via_json.partial.export(part.partial.trending) == part.partial.export(
+        part.partial.trending
+    )
 
 
 def test_partition_state_survives_the_orjson_changelog_codec() -> None:
@@ -266,10 +285,32 @@ def test_partition_state_survives_the_orjson_changelog_codec() -> None:
     int dict keys: applied offsets must be written with text keys."""
     part, items = PartitionState(Partial(10)), dict[str, ItemState]()
     _apply(_groups(), part, items)
-    back = PartitionState.from_dict(orjson.loads(orjson.dumps(part.to_dict())))
-    assert back.partial.to_dict() == part.partial.to_dict()
+    back = _restored(*_saved(part, orjson.dumps, orjson.loads))
+    for cat in part.partial.trending:
+        assert back.partial.tops(cat).to_dict() == part.partial.tops(cat).to_dict()
     item = ItemState.from_dict(orjson.loads(orjson.dumps(items["A"].to_dict())))
     assert item.applied == {0: 1, 1: 0}
+
+
+def test_a_partition_record_does_not_grow_with_its_categories() -> None:
+    """One record of every category's lists passed the broker's 1 MB limit at about 600
+    categories; the partition's record is now its event time, each category its own."""
+    part = PartitionState(Partial(100))
+    for c in range(2_000):
+        for i in range(100):
+            part.partial.offer(f"item-{c}-{i:03d}-" + "x" * 40, f"category-{c}", i, i)
+    assert len(orjson.dumps(part.to_dict())) < 100
+    largest = max(len(orjson.dumps(part.partial.tops(c).to_dict())) for c in part.partial.trending)
+    assert largest < 20_000
+
+
+def test_a_record_of_the_earlier_form_is_read_whole_and_saved_per_category() -> None:
+    part, items = PartitionState(Partial(10)), dict[str, ItemState]()
+    _apply(_groups(), part, items)
+    earlier = {"p": part.partial.to_dict(), "t": part.max_ts}  # lists inside, as before
+    back = PartitionState.from_dict(json.loads(json.dumps(earlier)))
+    assert back.unsaved == set(part.partial.trending) and len(back.unsaved) >= 2
+    assert back.partial.export(back.unsaved) == part.partial.export(back.unsaved)
 
 
 _events = st.lists(

@@ -8,7 +8,7 @@ import orjson
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from streams.trending import GLOBAL, Partial, TopK, merge, merge_category
+from streams.trending import GLOBAL, Partial, TopK, Tops, merge, merge_category
 
 PROPERTY = settings(max_examples=300, deadline=None, database=None, derandomize=True)
 KEYS = [f"k{i}" for i in range(10)]
@@ -156,3 +156,23 @@ def test_partial_round_trip_through_json() -> None:
     for item, cat, t, c in (("i5", "shoes", 10.5, 0.5), ("i1", "shoes", 13.0, 8.0)):
         assert back.offer(item, cat, t, c) == p.offer(item, cat, t, c)
     assert orjson.dumps(back.to_dict()) == orjson.dumps(p.to_dict())
+
+
+def test_categories_are_loaded_once_on_first_use() -> None:
+    stored = Partial(2)
+    stored.offer("a", "shoes", 1.0, 1.0)
+    calls: list[str] = []
+
+    def load(cat: str) -> Tops | None:
+        calls.append(cat)
+        return stored.tops(cat) if cat in stored.trending else None
+
+    p = Partial(2, load=load)
+    assert p.offer("b", "shoes", 2.0, 2.0) == {GLOBAL, "shoes"}
+    assert p.offer("c", "shoes", 0.5, 0.5) == set()  # below both kept entries
+    assert p.export(["shoes"]) == {
+        "shoes": {"t": [("b", 2.0), ("a", 1.0)], "p": [("b", 2.0), ("a", 1.0)]}
+    }
+    assert calls == [GLOBAL, "shoes"]
+    back = Tops.from_dict(orjson.loads(orjson.dumps(p.tops("shoes").to_dict())))
+    assert back.trending.ranked() == [("b", 2.0), ("a", 1.0)]
