@@ -13,7 +13,14 @@ import uuid
 from collections.abc import Iterator
 from typing import Any
 
-from confluent_kafka import Consumer, KafkaError, Message, Producer, TopicPartition
+from confluent_kafka import (
+    OFFSET_BEGINNING,
+    Consumer,
+    KafkaError,
+    Message,
+    Producer,
+    TopicPartition,
+)
 
 from agents.lag import log_ends
 from agents.producer import producer_config, send
@@ -51,7 +58,9 @@ def read_dead_letters(settings: Settings, topic: str, partitions: int) -> Iterat
             highs[(topic, p)] = high
         ends = log_ends(consumer, highs)
         todo = {p: ends[(topic, p)] for p in range(partitions) if ends[(topic, p)] > 0}
-        consumer.assign([TopicPartition(topic, p, 0) for p in todo])
+        # From the first record still kept: after retention deleted the oldest, offset 0
+        # would be out of range, and the consumer would go to the end and read nothing.
+        consumer.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in todo])
         deadline = time.monotonic() + 60
         while todo and time.monotonic() < deadline:
             for msg in consumer.consume(1_000, timeout=0.5):
