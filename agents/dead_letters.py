@@ -47,6 +47,8 @@ class DeadLetters:
             dead_lettered_at=int(time.time() * 1000),
             original=msg.value,
             key=msg.key,
+            headers=_headers(msg.headers),
+            timestamp=_timestamp_ms(msg.timestamp),
         )
         self.counts[error.code] += 1
         WORKER.dead_letter(msg.topic, error.code)
@@ -68,3 +70,19 @@ class DeadLetters:
             return
         futures = [await self.send(msg, error, agent) for msg, error in rejected]
         await asyncio.gather(*futures)
+
+
+def _headers(headers: Any) -> tuple[tuple[str, bytes | None], ...]:
+    """A record's headers as ``(key, value)`` pairs: aiokafka gives a sequence of pairs,
+    Faust's message a list or a mapping."""
+    if not headers:
+        return ()
+    pairs = headers.items() if hasattr(headers, "items") else headers
+    return tuple((str(k), None if v is None else bytes(v)) for k, v in pairs)
+
+
+def _timestamp_ms(ts: float | int | None) -> int | None:
+    """aiokafka's records carry epoch ms; Faust's messages, epoch seconds as a float."""
+    if ts is None:
+        return None
+    return round(ts * 1000) if isinstance(ts, float) else int(ts)

@@ -13,7 +13,7 @@ import logging
 import sys
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -269,11 +269,13 @@ def send(
     value: bytes | None,
     ts: int | None,
     on_delivery: Callable[[KafkaError | None, Message], None],
+    headers: Sequence[tuple[str, bytes | None]] | None = None,
 ) -> None:
     """Queue one record, waiting for room when the local queue is full (nothing dropped)."""
+    extra = {"headers": list(headers)} if headers else {}
     while True:
         try:
-            producer.produce(topic, value, key, timestamp=ts or 0, on_delivery=on_delivery)
+            producer.produce(topic, value, key, timestamp=ts or 0, on_delivery=on_delivery, **extra)
         except BufferError:
             # Local queue full: serve delivery reports until there is room again.
             producer.poll(0.05)

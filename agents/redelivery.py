@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 from confluent_kafka import (
@@ -114,7 +114,7 @@ def replay_dead_letters(
                 continue
         summary.sent[letter.reason] += 1
         if producer is not None:
-            _send(producer, letter.source_topic, record, letter.reason, summary)
+            _send(producer, letter.source_topic, record, letter.reason, summary, letter.headers)
     if producer is not None and producer.flush(60) > 0:
         raise KapparecError("replayed records not delivered within 60 s")
     return summary
@@ -154,6 +154,7 @@ def _send(
     record: tuple[bytes | None, bytes | None],
     reason: str,
     summary: ReplaySummary,
+    headers: Sequence[tuple[str, bytes | None]] = (),
 ) -> None:
     def on_delivery(err: KafkaError | None, _msg: Message) -> None:
         if err is not None:
@@ -161,4 +162,4 @@ def _send(
             summary.failed[f"{err.name()}: {err.str()}"] += 1
 
     key, value = record
-    send(producer, topic, key, value, None, on_delivery)
+    send(producer, topic, key, value, None, on_delivery, headers)

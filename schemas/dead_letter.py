@@ -38,8 +38,11 @@ class DeadLetter:
     original: bytes | None
     key: bytes | None = None
     field: str | None = None
-    # Byte fields not carried because the envelope would not fit MAX_LETTER_BYTES:
-    # name ("original", "key") -> {"len": bytes, "sha256": hex digest}.
+    # The record's headers, in order, and its Kafka timestamp (epoch ms).
+    headers: tuple[tuple[str, bytes | None], ...] = ()
+    timestamp: int | None = None
+    # Fields not carried because the envelope would not fit MAX_LETTER_BYTES: name
+    # ("original", "headers", "key") -> {"len": bytes, "sha256": hex digest}.
     dropped: dict[str, dict[str, Any]] | None = None
 
     def to_bytes(self, limit: int = MAX_LETTER_BYTES) -> bytes:
@@ -50,8 +53,9 @@ class DeadLetter:
         """The JSON envelope, and the byte fields it could not carry.
 
         The envelope and its record key (:func:`letter_key`) together stay within
-        ``limit``: the original value, then the key, are replaced by their length and
-        SHA-256 in ``dropped`` when carrying them would not fit. The error text is cut
+        ``limit``: when carrying them all would not fit, the largest of the original
+        value, the headers and the key are replaced by their length and SHA-256 in
+        ``dropped``, one by one, until it does. The error text is cut
         to ``MAX_ERROR_CHARS``.
         """
         error = self.error
@@ -71,13 +75,20 @@ class DeadLetter:
             "dead_lettered_at": self.dead_lettered_at,
             "key_b64": _b64(self.key),
             "original_b64": _b64(self.original),
+            "timestamp": self.timestamp,
+            "headers": [[k, _b64(v)] for k, v in self.headers] or None,
         }
         raw = orjson.dumps(doc)
         room = limit - len(letter_key(self.key) or b"")
-        for name, data in (("original", self.original), ("key", self.key)):
-            if len(raw) <= room or data is None:
-                continue
-            doc[f"{name}_b64"] = None
+        headers = orjson.dumps(doc["headers"]) if self.headers else None
+        fields = (("original", self.original), ("headers", headers), ("key", self.key))
+        # The largest first: as little as possible is left out.
+        for name, data in sorted(
+            ((n, d) for n, d in fields if d is not None), key=lambda f: -len(f[1])
+        ):
+            if len(raw) <= room:
+                break
+            doc["headers" if name == "headers" else f"{name}_b64"] = None
             doc.setdefault("dropped", {})[name] = {
                 "len": len(data),
                 "sha256": hashlib.sha256(data).hexdigest(),
@@ -101,6 +112,8 @@ class DeadLetter:
             dead_lettered_at=obj["dead_lettered_at"],
             key=_unb64(obj.get("key_b64")),
             original=_unb64(obj.get("original_b64")),
+            headers=tuple((k, _unb64(v)) for k, v in obj.get("headers") or ()),
+            timestamp=obj.get("timestamp"),
             dropped=obj.get("dropped"),
         )
 
@@ -143,11 +156,19 @@ DEAD_LETTER = Schema(
             doc="original message value, base64 (null for a tombstone, or when dropped)",
             max_len=1 << 24,
         ),
+        Field("timestamp", "int", doc="the record's Kafka timestamp, epoch ms"),
+        Field(
+            "headers",
+            "list",
+            doc="the record's headers in order: [[key, value base64 or null], ...]",
+            max_items=10_000,
+        ),
         Field(
             "dropped",
             "object",
-            doc="byte fields not carried, the envelope being capped at 900,000 bytes: "
-            '{"original"|"key": {"len", "sha256"}}; such a letter cannot be replayed',
+            doc="fields not carried, the envelope being capped at 900,000 bytes: "
+            '{"original"|"headers"|"key": {"len", "sha256"}} (headers: of their JSON); '
+            "such a letter cannot be replayed",
         ),
     ),
     "A rejected record. Topic `<source>.dead-letter`, key = the original key (its SHA-256 "

@@ -18,7 +18,7 @@ class Field:
 
     name: str
     # "id", "label" (an id that may be empty), "str", "int", "ts", "number", "bool",
-    # "object", "id_list"
+    # "object", "id_list", "list" (a JSON array, items not checked)
     kind: str
     required: bool = False
     doc: str = ""
@@ -41,7 +41,7 @@ class Field:
             schema["enum"] = list(self.enum)
         if self.minimum is not None:
             schema["minimum"] = self.minimum
-        if self.kind == "id_list":
+        if self.kind in ("id_list", "list"):
             schema["maxItems"] = self.max_items
         if self.doc:
             schema["description"] = self.doc
@@ -132,6 +132,14 @@ def _check_id_list(field: Field, value: Any) -> tuple[str, ...]:
     return tuple(_check_id(field, v) for v in value)
 
 
+def _check_list(field: Field, value: Any) -> list[Any]:
+    if not isinstance(value, list):
+        raise _wrong(field, "a list", value)
+    if len(value) > field.max_items:
+        raise DecodeError("bad_value", f"more than {field.max_items} items", field.name)
+    return value
+
+
 _CHECKERS = {
     "id": _check_id,
     "label": _check_label,
@@ -142,6 +150,7 @@ _CHECKERS = {
     "bool": _check_bool,
     "object": _check_object,
     "id_list": _check_id_list,
+    "list": _check_list,
 }
 
 # "No forbidden character anywhere" (schemas.ids), as the negation of an unanchored search:
@@ -156,6 +165,7 @@ _JSON_TYPES: dict[str, dict[str, Any]] = {
     "number": {"type": "number"},
     "bool": {"type": "boolean"},
     "object": {"type": "object"},
+    "list": {"type": "array"},
     "id_list": {
         "type": "array",
         "items": {"type": "string", "minLength": 1, "maxLength": MAX_ID_LEN, **_NO_CONTROL},

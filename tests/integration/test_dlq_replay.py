@@ -136,3 +136,21 @@ def test_an_event_on_the_wrong_partition_is_dead_lettered_then_replayed_to_its_o
     finally:
         r.close()
     assert worker.alive, worker.tail()
+
+
+def test_headers_travel_into_the_dead_letter_and_back(
+    settings: Settings, worker: WorkerProcess
+) -> None:
+    topics = build_topics(settings)
+    source, dlq = topics.interactions.name, topics.interactions.dead_letter or ""
+    headers = [("traceparent", b"00-abc-01"), ("empty", None)]
+    producer = Producer(producer_config(settings))
+    producer.produce(source, MISKEYED, b"wrong-key", headers=headers, timestamp=T0 + 5)
+    assert producer.flush(30) == 0
+    drain(settings, worker)
+    [letter] = [DeadLetter.from_bytes(m.value()) for m in read_all(settings, dlq, 1, timeout=30)]
+    assert letter.headers == tuple(headers) and letter.timestamp == T0 + 5
+    out = replay_cli(settings, "--fix", "tests.integration.test_dlq_replay:rekey")
+    assert "sent 1" in out, out
+    resent = [m for m in read_all(settings, source, 2, timeout=30) if m.key() == b"u9"]
+    assert len(resent) == 1 and resent[0].headers() == headers

@@ -421,17 +421,52 @@ def test_a_dead_letter_under_the_limit_carries_everything() -> None:
     assert dropped == [] and DeadLetter.from_bytes(raw).original == value
 
 
-def test_a_huge_key_is_hashed_as_record_key_and_dropped_last() -> None:
+def test_a_huge_key_is_hashed_as_record_key_and_described() -> None:
     key = b"\x00" * 700_000
     raw, dropped = _letter(b"{}", key, error="key_mismatch: " + repr(key)).encode()
-    assert dropped == ["original", "key"]
+    assert dropped == ["key"]  # the largest goes: the small value still travels
     record_key = letter_key(key)
     assert record_key == hashlib.sha256(key).hexdigest().encode()
     assert len(raw) + len(record_key) <= MAX_LETTER_BYTES
     back = DeadLetter.from_bytes(raw)
-    assert back.key is None and back.dropped is not None
+    assert back.key is None and back.original == b"{}" and back.dropped is not None
     assert back.dropped["key"]["len"] == len(key)
     assert len(back.error) == MAX_ERROR_CHARS and back.error.endswith("\u2026")
+
+
+def test_a_dead_letter_keeps_headers_in_order_and_the_timestamp() -> None:
+    headers = (("trace", b"\x00abc"), ("empty", None), ("trace", b"second"))
+    dl = DeadLetter(
+        "not_json",
+        "e",
+        "interactions",
+        0,
+        1,
+        "ingest",
+        TS,
+        b"{",
+        b"k",
+        None,
+        headers,
+        1_570_000_000_123,
+    )
+    back = DeadLetter.from_bytes(dl.to_bytes())
+    assert back == dl and back.headers == headers and back.timestamp == 1_570_000_000_123
+
+
+def test_headers_too_large_to_carry_are_described() -> None:
+    headers = (("blob", b"h" * 700_000),)
+    raw, dropped = (
+        _letter(b"{}", b"u1")
+        .__class__(
+            "bad_value", "e", "interactions", 0, 1, "ingest", TS, b"{}", b"u1", None, headers
+        )
+        .encode()
+    )
+    assert dropped == ["headers"]
+    back = DeadLetter.from_bytes(raw)
+    assert back.headers == () and back.key == b"u1" and back.original == b"{}"
+    assert back.dropped is not None and back.dropped["headers"]["len"] > 700_000
 
 
 def test_a_valid_key_is_its_own_record_key() -> None:
