@@ -23,6 +23,7 @@ from agents.control import HEADER, RECATEGORIZE
 from agents.dead_letters import DeadLetters
 from agents.faust_batches import records_of
 from agents.publisher import Publisher, Write
+from agents.record_checks import check_key, check_not_ahead
 from agents.tables import put
 from schemas.codec import decode_catalog
 from schemas.errors import DecodeError
@@ -71,10 +72,8 @@ class IngestCatalog:
         for msg in records_of(events):
             try:
                 item = decode_catalog(msg.value, self.settings.max_event_bytes)
-                if msg.key != item.item_id.encode():
-                    raise DecodeError(
-                        "key_mismatch", f"message key {msg.key!r} must equal item_id", "item_id"
-                    )
+                check_key(msg.key, item.item_id, "item_id")
+                check_not_ahead(item.ts, self.settings.max_future_s)
             except DecodeError as exc:
                 rejected.append((msg, exc))
                 continue

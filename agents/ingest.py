@@ -20,12 +20,12 @@ from agents.control import HEADER, REFRESH, refresh_request
 from agents.dead_letters import DeadLetters
 from agents.faust_batches import records_of
 from agents.metrics import WORKER
+from agents.record_checks import check_key, check_not_ahead, check_partition
 from agents.tables import put_all, reader
 from agents.user_lists import UserLists
 from schemas.codec import decode_interaction
 from schemas.errors import DecodeError
 from streams.item_side import Group, encode_messages, route
-from streams.partitioning import partition_for
 from streams.settings import Settings
 from streams.user_state import UserState
 
@@ -67,8 +67,9 @@ class IngestInteractions:
                 continue
             try:
                 ev = decode_interaction(msg.value, self.settings.max_event_bytes)
-                _check_key(msg.key, ev.user_id)
-                _check_partition(msg.partition, ev.user_id, n)
+                check_key(msg.key, ev.user_id, "user_id")
+                check_partition(msg.partition, ev.user_id, n)
+                check_not_ahead(ev.ts, self.settings.max_future_s)
             except DecodeError as exc:
                 rejected.append((msg, exc))
                 continue
@@ -120,29 +121,3 @@ class IngestInteractions:
             return False
         self.refreshed.add(request)
         return True
-
-
-def _check_key(key: bytes | None, user_id: str) -> None:
-    """Interactions must be keyed by user id, or the user's state would be split."""
-    if key is None or key != user_id.encode():
-        shown = key if key is None or len(key) <= 64 else key[:64] + b"..."
-        raise DecodeError(
-            "key_mismatch",
-            f"message key {shown!r} must equal user_id {user_id!r}",
-            "user_id",
-        )
-
-
-def _check_partition(partition: int, user_id: str, partitions: int) -> None:
-    """A user's events must all be on the partition Kafka's default partitioner (murmur2)
-    gives its id: the user's state is owned by that partition, and it skips offsets it
-    has applied, so an event on another partition would be lost or would hide the
-    user's next ones."""
-    owner = partition_for(user_id, partitions)
-    if partition != owner:
-        raise DecodeError(
-            "wrong_partition",
-            f"user_id {user_id!r} belongs on partition {owner}, not {partition}: "
-            "producers must partition by key with murmur2 (Kafka's default)",
-            "user_id",
-        )

@@ -52,6 +52,9 @@ class Settings:
     data_dir: Path = Path("../shared/data")
     # ingest
     max_event_bytes: int = 16_384
+    # Interactions and catalogue records dated further ahead of a worker's clock are
+    # dead-lettered (0 = no limit): see agents.record_checks.check_not_ahead.
+    max_future_s: int = 86_400
     batch_size: int = 3_000
     batch_within_s: float = 0.05
     # per-user state
@@ -305,6 +308,7 @@ _PARSERS: dict[str, Callable[[str], Any]] = {
     "state_dir": Path,
     "data_dir": Path,
     "max_event_bytes": _positive_int,
+    "max_future_s": _non_negative_int,
     "batch_size": _positive_int,
     "batch_within_s": _positive_float,
     "recent_size": _positive_int,

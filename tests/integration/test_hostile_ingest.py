@@ -17,7 +17,7 @@ from agents.producer import produce, producer_config, send
 from infra.workers import WorkerProcess
 from schemas.codec import encode as encode_event
 from schemas.dead_letter import DeadLetter
-from schemas.events import Interaction
+from schemas.events import CatalogItem, Interaction
 from streams.serving import Keys
 from streams.settings import Settings
 from streams.topics import build_topics
@@ -161,3 +161,30 @@ def test_control_headers_on_producers_records_are_data(
         assert r.get(keys.user("u-spoof")) is not None
     finally:
         r.close()
+
+
+def test_records_dated_far_ahead_are_dead_lettered(
+    settings: Settings, worker: WorkerProcess
+) -> None:
+    """One event dated centuries ahead would decay every trending score to zero for good."""
+    topics = build_topics(settings)
+    far = 2**53 - 1
+    ahead = Interaction("ahead", "purchase", "u-ahead", "item-9", far)
+    item = CatalogItem("item-9", far, title="from the future", category="x")
+    good = Interaction("on-time", "view", "survivor", "item-1", T0)
+    assert produce(settings, [ahead, item, good], progress=False).ok
+    drain(settings, worker, timeout=120)
+    letters = [
+        DeadLetter.from_bytes(m.value())
+        for topic in (topics.interactions, topics.catalog)
+        for m in read_all(settings, topic.dead_letter or "", 1, timeout=30)
+    ]
+    assert [(d.reason, d.field) for d in letters] == [("bad_value", "ts")] * 2, letters
+    keys = Keys(settings.namespace, settings.version)
+    r = redis.Redis.from_url(settings.redis_url)
+    try:
+        assert r.get(keys.user("survivor")) is not None
+        assert r.get(keys.user("u-ahead")) is None and r.get(keys.item_meta("item-9")) is None
+    finally:
+        r.close()
+    assert worker.alive, worker.tail()
