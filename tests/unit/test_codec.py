@@ -8,6 +8,8 @@ from typing import Any
 
 import orjson
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from schemas.codec import (
     DEFAULT_MAX_BYTES,
@@ -467,6 +469,37 @@ def test_headers_too_large_to_carry_are_described() -> None:
     back = DeadLetter.from_bytes(raw)
     assert back.headers == () and back.key == b"u1" and back.original == b"{}"
     assert back.dropped is not None and back.dropped["headers"]["len"] > 700_000
+
+
+_blob = st.one_of(st.none(), st.binary(max_size=64), st.integers(0, 40_000).map(bytes))
+_headers = st.lists(st.tuples(st.text(max_size=8), _blob), max_size=3).map(tuple)
+
+
+# Limits from just above the largest record key kept whole (4,096 bytes) and an envelope.
+@given(value=_blob, key=_blob, headers=_headers, limit=st.integers(6_000, 60_000))
+@settings(max_examples=300, deadline=None)
+def test_a_dead_letter_fits_its_limit_and_keeps_or_describes_every_field(
+    value: bytes | None, key: bytes | None, headers: Any, limit: int
+) -> None:
+    letter = DeadLetter(
+        "oversized", "e", "interactions", 0, 1, "ingest", TS, value, key, None, headers, TS
+    )
+    raw, dropped = letter.encode(limit)
+    assert len(raw) + len(letter_key(key) or b"") <= limit
+    back = DeadLetter.from_bytes(raw)
+    carried = {
+        "original": (back.original, value),
+        "key": (back.key, key),
+        "headers": (back.headers, headers),
+    }
+    for name, (got, sent) in carried.items():
+        if name in dropped:
+            assert back.dropped is not None and back.dropped[name]["len"] > 0
+        else:
+            assert got == sent, name
+    if value is not None and "original" in dropped:
+        assert back.dropped is not None
+        assert back.dropped["original"]["sha256"] == hashlib.sha256(value).hexdigest()
 
 
 def test_a_valid_key_is_its_own_record_key() -> None:
