@@ -91,6 +91,9 @@ class IngestInteractions:
             if self.catalog_synced is not None:
                 await self.catalog_synced()
             await self.user_lists.refresh_all(self.users)
+            # This batch's users again, now published as a live worker's are, so that
+            # they are checked once more when the item side has folded this batch in.
+            await self.user_lists.publish({u: s for u, (_, s) in touched.items()})
             if self.trending_partials is not None:
                 # Drained before the request: every trending partial is merged already.
                 await (

@@ -56,6 +56,9 @@ class UserLists:
         # user -> (wall-clock deadline, record last written): re-check once after
         # settle_s, when the item side has folded in this user's own events.
         self.settling: OrderedDict[str, tuple[float, bytes]] = OrderedDict()
+        # With ``lists_on_refresh``, nothing is published until the first refresh; then
+        # lists are published as events come, like a live worker's (see refresh_all).
+        self.quiet = settings.lists_on_refresh
         # Lists read from Redis, parsed, by their exact bytes (see build).
         self._parsed: dict[bytes, list[Any]] = {}
 
@@ -135,10 +138,10 @@ class UserLists:
     async def publish(self, users: Mapping[str, UserState]) -> None:
         """Build and write the lists of ``users``; each is re-checked after ``settle_s``.
 
-        With ``lists_on_refresh`` nothing is written: :meth:`refresh_all` builds every list
-        once the log is drained.
+        With ``lists_on_refresh`` nothing is written until :meth:`refresh_all` has built
+        every list once the log was drained.
         """
-        if not users or self.settings.lists_on_refresh:
+        if not users or self.quiet:
             return
         records = await self.build(users)
         if self.settings.settle_s > 0:
@@ -193,7 +196,13 @@ class UserLists:
         return len(changed)
 
     async def refresh_all(self, users: Any, chunk: int = 500) -> int:
-        """Recompute the list of every user this worker holds, ``chunk`` at a time."""
+        """Recompute the list of every user this worker holds, ``chunk`` at a time.
+
+        From then on lists are published as events come, even with ``lists_on_refresh``:
+        a replay runs beside the live version, and the events that reach the log between
+        its refresh and its workers' stop must not be left without lists.
+        """
+        self.quiet = False
         uids = list(users.data.keys())
         for start in range(0, len(uids), chunk):
             part = uids[start : start + chunk]

@@ -10,7 +10,7 @@ import asyncio
 import contextlib
 import dataclasses
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -87,11 +87,14 @@ def published(settings: Settings, key: str) -> list[list[Any]] | None:
     return None if raw is None else orjson.loads(raw)["items"]
 
 
-def assert_lists_match(settings: Settings, ref: LocalPipeline) -> None:
-    """Every user list in Redis equals the reference: order, reasons, scores within 1e-3."""
+def assert_lists_match(
+    settings: Settings, ref: LocalPipeline, users: Iterable[str] | None = None
+) -> None:
+    """Every user list in Redis (or those of ``users``) equals the reference: order,
+    reasons, scores within 1e-3."""
     keys = Keys(settings.namespace, settings.version)
     assert ref.users, "reference saw no users"
-    for uid in ref.users:
+    for uid in ref.users if users is None else users:
         want = [r.to_list() for r in ref.recommend(uid)]
         got = published(settings, keys.user(uid))
         assert got is not None, f"no list published for user {uid}"

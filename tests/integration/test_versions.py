@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -121,11 +122,26 @@ def test_a_replaying_worker_writes_user_lists_only_when_a_refresh_asks(
         assert not any(k.startswith("user:") for k in drained)
         request_refresh(s)
         wait_caught_up(s, 180)
+        ref = LocalPipeline(s)
+        ref.apply_all(events)
+        assert_lists_match(s, ref)  # each list built once, at the end, as a live worker's
+
+        # The log goes on after the refresh (a replay runs beside the live version):
+        # from then on the worker publishes lists as a live one does.
+        known = next(e for e in events if isinstance(e, Interaction))
+        more = [
+            Interaction("after-1", "view", known.user_id, known.item_id, known.ts + 1),
+            Interaction("after-2", "purchase", "newcomer", known.item_id, known.ts + 2),
+        ]
+        assert produce(s, more, progress=False).ok
+        wait_caught_up(s, 180)
+        time.sleep(s.settle_s + 1.5)  # the re-check, once the item side has them too
+        assert r.exists(keys.user("newcomer"))
     finally:
         worker.stop()
-    ref = LocalPipeline(s)
-    ref.apply_all(events)
-    assert_lists_match(s, ref)  # each list built once, at the end, as a live worker's
+    ref.apply_all(more)
+    # Their lists; the others reflect the item side of their own last events, as live.
+    assert_lists_match(s, ref, [known.user_id, "newcomer"])
 
 
 def test_replay_from_a_time_reads_interactions_from_there_and_the_whole_catalogue(
