@@ -282,14 +282,31 @@ def build_app(settings: Settings) -> Runtime:
         except RedisError as exc:  # the deltas stay pending; lists matter more than counts
             log.warning("metrics flush failed, retrying next interval: %s", exc)
 
+    meta = orjson.dumps({"app_id": settings.app_id, "started_at": int(time.time() * 1000)})
+
     @app.task
     async def announce_version() -> None:
-        meta = {"app_id": settings.app_id, "started_at": int(time.time() * 1000)}
-        await publisher.write([(publisher.keys.meta(), orjson.dumps(meta), settings.version_ttl_s)])
+        await publisher.write([(publisher.keys.meta(), meta, settings.version_ttl_s)])
         if await publisher.activate_if_unset(settings.version):
             log.warning("no active version yet: %s is now active", settings.app_id)
 
+    # `promote` takes the meta record as proof that a version runs: a version whose
+    # workers run for longer than its TTL must not look as if it never ran.
+    @app.timer(meta_renewal_s(settings))
+    async def renew_version() -> None:
+        try:
+            await publisher.write([(publisher.keys.meta(), meta, settings.version_ttl_s)])
+        except RedisError as exc:
+            log.warning(
+                "could not renew %s, retrying next interval: %s", publisher.keys.meta(), exc
+            )
+
     return rt
+
+
+def meta_renewal_s(settings: Settings) -> float:
+    """How often a worker rewrites its version's meta record: eight times per TTL."""
+    return max(1.0, settings.version_ttl_s / 8)
 
 
 def source_messages(settings: Settings) -> int:

@@ -243,3 +243,25 @@ def test_retire_lets_a_version_that_is_not_live_go(
     assert {t.name for t in build_topics(v1).all()} <= listed
     assert max(_committed(v2)) < 0
     assert max(_committed(v1)) == 1
+
+
+def test_a_running_version_keeps_its_meta_record_past_the_version_ttl(
+    make_settings: Callable[..., Settings], namespace: str, tmp_path: Path
+) -> None:
+    """`promote` takes the meta record as proof that a version runs: a worker renews it,
+    so a version that runs for longer than its TTL can still be promoted (a rollback)."""
+    s = make_settings(topic_prefix=f"{namespace}.", version_ttl_s=3)
+    ensure_topics(s.kafka_bootstrap, build_topics(s).all())
+    r = redis.Redis.from_url(s.redis_url)
+    keys = Keys(s.namespace, s.version)
+    worker = WorkerProcess(s, tmp_path / "w.log")
+    try:
+        deadline = time.monotonic() + 120
+        while not r.exists(keys.meta()):
+            assert worker.alive and time.monotonic() < deadline, worker.tail()
+            time.sleep(0.2)
+        time.sleep(2 * s.version_ttl_s)
+        assert 0 < r.ttl(keys.meta()) <= s.version_ttl_s, worker.tail()
+        assert promote(s, s.version, force=True) in (None, s.version)
+    finally:
+        worker.stop()
