@@ -67,7 +67,8 @@ class IngestCatalog:
             self._synced_at = n
         pending: list[Any] = []  # futures of changelog and vector sends
         rejected: list[tuple[Any, DecodeError]] = []
-        moves: dict[int, list[list[str]]] = defaultdict(list)  # item partition -> moves
+        # item partition -> moves: [item, new category, old category or null]
+        moves: dict[int, list[list[str | None]]] = defaultdict(list)
         writes: list[Write] = []
         for msg in records_of(events):
             try:
@@ -86,7 +87,7 @@ class IngestCatalog:
             category = meta.get("category")
             if category and category != (before or {}).get("category"):
                 # The item side offers the item again under its category (see recategorize).
-                moves[p].append([item.item_id, category])
+                moves[p].append([item.item_id, category, (before or {}).get("category")])
             # No TTL: the record mirrors the compacted catalogue, which does not age out;
             # readers name packed `c` reasons and show titles from it. It goes with its
             # version (promotion expires the old namespace).

@@ -247,11 +247,14 @@ def _from_rows(sp: int, off: int, rows: Sequence[Sequence[Any]]) -> Group:
 
 
 def recategorize(
-    moves: Iterable[tuple[str, str | None]],
+    moves: Iterable[Sequence[str | None]],
     part: PartitionState,
     states: Callable[[str], ItemState | None],
 ) -> set[str]:
-    """Offer items again under their (new) catalogue category; returns changed categories.
+    """Offer items again under their (new) catalogue category; returns the categories to
+    republish: those whose lists changed, and each item's old category, whose published
+    lists drop the item (``streams.recommend.trending_list`` keeps a category's items
+    only). A move is ``(item, category)`` or ``(item, category, old category)``.
 
     An item is offered to its category's top lists when its popularity changes. If its
     catalogue record arrives, or changes category, after its last interaction, nothing
@@ -260,7 +263,11 @@ def recategorize(
     Re-offering on every category change makes the final lists independent of that order.
     """
     changed: set[str] = set()
-    for item, category in moves:
+    for item, category, *old in moves:
+        if old and old[0] and old[0] != category:
+            changed.add(old[0])
+        if not item:
+            continue
         state = states(item)
         if state is None or not category or state.trend == NEG_INF:
             continue

@@ -163,11 +163,17 @@ def trending_list(
     now_ts: int,
     half_life_s: float,
 ) -> list[list[Any]]:
-    """A published trending (``kind="t"``) or popular (``"p"``) list of available items."""
+    """A published trending (``kind="t"``) or popular (``"p"``) list of available items.
+
+    A category's list keeps only items the catalogue still files under it: an item that
+    moved stays in its old category's top lists (they only grow), and a replay, which
+    reads the compacted catalogue first, would never have put it there.
+    """
     merged = [
         (i, s)
         for i, s in trending.merge_category(partials, category, kind, k)
-        if is_available(catalog(i))
+        if is_available(meta := catalog(i))
+        and (not category or meta is None or meta.get("category") == category)
     ]
     if kind == "p":
         return [[i, round(c, 4)] for i, c in merged]

@@ -19,6 +19,7 @@ from streams.item_side import (
     decode_groups,
     encode_groups,
     encode_messages,
+    recategorize,
     route,
 )
 from streams.item_state import ItemState
@@ -345,3 +346,11 @@ def test_routed_groups_fold_as_their_updates_one_by_one(
     assert {k: (s.count, s.trend, s.last_ts, s.neighbours) for k, s in folded.items()} == {
         k: (s.count, s.trend, s.last_ts, s.neighbours) for k, s in reference.items()
     }
+
+
+def test_a_move_republishes_the_old_category() -> None:
+    part, items = PartitionState(Partial(10)), dict[str, ItemState]()
+    _apply(_groups(), part, items)
+    known = next(iter(items))
+    assert "old" in recategorize([(known, "new", "old")], part, items.get)
+    assert "old" not in recategorize([(known, "new")], part, items.get)  # earlier form

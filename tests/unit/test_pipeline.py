@@ -348,3 +348,18 @@ def test_item_lists_read_between_events_are_never_stale() -> None:
                 assert got == fresh, (event, relation, item)
                 read += bool(got)
     assert read > 500  # most reads found a list
+
+
+def test_an_item_moved_to_another_category_leaves_its_old_lists() -> None:
+    """Live, the item was offered to its first category; a replay reads the compacted
+    catalogue first and never offers it there. Both publish the same category lists."""
+    s = load_settings(half_life_s=SLOW)
+    first = CatalogItem("X", T0, "x", "shoes")
+    moved = CatalogItem("X", T0 + 5 * SEC, "x", "hats")
+    views = [_ev(n, "view", f"u{n}", "X") for n in range(3)]
+    live, replay = LocalPipeline(s), LocalPipeline(s)
+    live.apply_all([first, *views, moved])
+    replay.apply_all([moved, *views])
+    for kind in ("t", "p"):
+        assert live.trending("shoes", kind) == replay.trending("shoes", kind) == []
+        assert live.trending("hats", kind) == replay.trending("hats", kind) != []
