@@ -237,6 +237,7 @@ def promote(settings: Settings, version: int, force: bool = False) -> int | None
     if old is not None and old != version:
         expired = _expire_version(r, Keys(settings.namespace, old), settings.version_ttl_s)
         click.echo(f"v{old}: {expired} keys expire in {settings.version_ttl_s}s")
+        click.echo(f"stop v{old}'s workers: while they run they rewrite its keys")
     return old
 
 
