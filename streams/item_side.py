@@ -154,7 +154,7 @@ def apply_groups(
                 result.skipped += (interest > 0) + sum(len(f) for f in ahead.values()) // 2
             else:
                 if interest > 0:
-                    state.popularity(interest, ts, half_life_s)
+                    state.popularity(interest, ts, half_life_s, sp)
                 for relation, flat in ahead.items():
                     if type(flat[1]) is float:
                         flat = _in_units(flat)  # written by an older ingest

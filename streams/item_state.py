@@ -47,7 +47,9 @@ class ItemState:
     """Popularity counters and neighbour lists of one item."""
 
     count: float = 0.0
-    trend: float = decay.NEG_INF
+    # Decayed popularity (log space) per source partition: merged in partition order
+    # (see ``trend``), so the total does not depend on how partitions interleave.
+    trends: dict[int, float] = field(default_factory=dict)
     last_ts: int = 0
     # relation -> source partition -> neighbour -> summed pair weight (units of 2**-24)
     neighbours: dict[str, dict[int, dict[str, float]]] = field(default_factory=dict)
@@ -59,6 +61,18 @@ class ItemState:
     heaps: dict[tuple[str, int], list[_Entry]] = field(
         default_factory=dict, compare=False, repr=False
     )
+    _trend: float | None = field(default=None, compare=False, repr=False)
+
+    @property
+    def trend(self) -> float:
+        """The decayed popularity, log space: the sources' trends merged in partition
+        order (``streams.decay.merge``), the same whatever order their events met in."""
+        if self._trend is None:
+            total = decay.NEG_INF
+            for source in sorted(self.trends):
+                total = decay.merge(total, self.trends[source])
+            self._trend = total
+        return self._trend
 
     def seen(self, source_partition: int, offset: int) -> bool:
         """True when the interaction at this source offset was applied to this item."""
@@ -72,15 +86,18 @@ class ItemState:
         if ts > self.last_ts:
             self.last_ts = ts
         if relation is None:
-            self.popularity(weight, ts, half_life_s)
+            self.popularity(weight, ts, half_life_s, source)
         else:
             assert other is not None
             self.neighbour(relation, source, other, weight, neighbours_kept)
 
-    def popularity(self, weight: float, ts: int, half_life_s: float) -> None:
-        """Add ``weight`` to the popularity count and the decayed trend at ``ts``."""
+    def popularity(self, weight: float, ts: int, half_life_s: float, source: int = 0) -> None:
+        """Add ``weight`` to the popularity count and, at ``ts``, to the decayed trend of
+        partition ``source``."""
         self.count += weight
-        self.trend = decay.add(self.trend, weight, ts, half_life_s)
+        trends = self.trends
+        trends[source] = decay.add(trends.get(source, decay.NEG_INF), weight, ts, half_life_s)
+        self._trend = None
 
     def gain(self, relation: str, source: int, pairs: Sequence[Any], neighbours_kept: int) -> None:
         """Add ``pairs``, flat ``[other, weight, other, weight, ...]``, from partition
@@ -167,7 +184,7 @@ class ItemState:
         """JSON-ready form for the table changelog."""
         return {
             "c": self.count,
-            "t": _finite(self.trend),
+            "t": {str(sp): t for sp, t in self.trends.items()},
             "l": self.last_ts,
             # JSON keys are text
             "n": {
@@ -181,9 +198,11 @@ class ItemState:
     def from_dict(cls, data: dict[str, Any]) -> ItemState:
         """Inverse of :meth:`to_dict`."""
         trend = data["t"]
+        if not isinstance(trend, dict):  # written before trends were kept per source
+            trend = {} if trend is None else {"0": trend}
         return cls(
             count=data["c"],
-            trend=decay.NEG_INF if trend is None else trend,
+            trends={int(sp): t for sp, t in trend.items()},
             last_ts=data["l"],
             neighbours={r: _lists(lists, "u" in data) for r, lists in data["n"].items()},
             applied={int(k): v for k, v in data.get("a", {}).items()},
@@ -237,10 +256,6 @@ def _drop_weakest(scores: dict[str, float], heap: list[_Entry]) -> None:
         heapq.heapreplace(heap, (current, key, other))
     heapq.heappop(heap)
     del scores[other]
-
-
-def _finite(x: float) -> float | None:
-    return None if x == decay.NEG_INF else x
 
 
 def scored_list(
