@@ -142,8 +142,15 @@ class TrackExperiments:
         s = self.settings
         doc = totals.report(self.variants, s.ab_test, s.ab_alpha, int(time.time() * 1000))
         key = self.publisher.keys.metrics_ab()
-        await self.publisher.write([(key, orjson.dumps(doc), s.version_ttl_s)])
+        # Cleared before the write: a batch folded while it waits marks the report dirty
+        # again, and the next tick writes it (cleared after, that batch would be lost
+        # from the report until another came).
         self.dirty = False
+        try:
+            await self.publisher.write([(key, orjson.dumps(doc), s.version_ttl_s)])
+        except BaseException:
+            self.dirty = True
+            raise
         self.last_report = time.monotonic()
         return True
 

@@ -24,21 +24,32 @@ Z95 = 1.959963984540054
 MSPRT_TAU = 0.05
 
 
+def _within(successes: int, trials: int) -> int:
+    """Successes kept within ``[0, trials]``: a batch redone after a crash can count a
+    click twice, and a proportion above 1 would fail the square roots below."""
+    return min(max(successes, 0), trials)
+
+
 def wilson(successes: int, trials: int, z: float = Z95) -> tuple[float, float]:
-    """Wilson score interval of a proportion; ``(0, 1)`` without trials."""
+    """Wilson score interval of a proportion; ``(0, 1)`` without trials. It always holds
+    the observed proportion: exactly 0 at no successes, exactly 1 at all."""
     if trials <= 0:
         return (0.0, 1.0)
+    successes = _within(successes, trials)
     p = successes / trials
     z2 = z * z
     centre = (p + z2 / (2 * trials)) / (1 + z2 / trials)
     half = z * math.sqrt(p * (1 - p) / trials + z2 / (4 * trials * trials)) / (1 + z2 / trials)
-    return (max(0.0, centre - half), min(1.0, centre + half))
+    low = 0.0 if successes == 0 else max(0.0, min(p, centre - half))
+    high = 1.0 if successes == trials else min(1.0, max(p, centre + half))
+    return (low, high)
 
 
 def z_test(c1: int, n1: int, c2: int, n2: int) -> float:
     """Two-sided p-value of the pooled two-proportion z-test; 1 when undefined."""
     if n1 <= 0 or n2 <= 0:
         return 1.0
+    c1, c2 = _within(c1, n1), _within(c2, n2)
     pooled = (c1 + c2) / (n1 + n2)
     se = math.sqrt(pooled * (1 - pooled) * (1 / n1 + 1 / n2))
     if se == 0:
@@ -57,6 +68,7 @@ def msprt(c1: int, n1: int, c2: int, n2: int, tau: float = MSPRT_TAU) -> float:
     """
     if n1 <= 0 or n2 <= 0:
         return 1.0
+    c1, c2 = _within(c1, n1), _within(c2, n2)
     p1, p2 = c1 / n1, c2 / n2
     # Continuity: a 0% or 100% arm would claim zero variance; use the pooled rate instead.
     pooled = (c1 + c2) / (n1 + n2)
@@ -92,16 +104,18 @@ def compare(
     """Compare the best variant by CTR with the runner-up; ``counts`` maps variant -> (clicks, n).
 
     With k variants the leader is picked after looking, so the p-value is multiplied by
-    the k(k-1)/2 possible pairs (Bonferroni), which keeps the error rate honest.
+    the k(k-1)/2 possible pairs (Bonferroni), which keeps the error rate honest. A
+    variant without impressions has no rate and takes no part.
     """
     ranked = sorted(
-        ((c / n if n else 0.0, v) for v, (c, n) in counts.items()), key=lambda t: (-t[0], t[1])
+        ((_within(c, n) / n, v) for v, (c, n) in counts.items() if n > 0),
+        key=lambda t: (-t[0], t[1]),
     )
     if len(ranked) < 2:
         return Verdict(METHODS[method], 1.0, False, None)
     (_, best), (_, second) = ranked[0], ranked[1]
-    c2, n2 = counts[best]
-    c1, n1 = counts[second]
+    n2, n1 = counts[best][1], counts[second][1]
+    c2, c1 = _within(counts[best][0], n2), _within(counts[second][0], n1)
     raw = msprt(c1, n1, c2, n2) if method == "msprt" else z_test(c1, n1, c2, n2)
     pairs = len(ranked) * (len(ranked) - 1) // 2
     p = min(1.0, raw * pairs)

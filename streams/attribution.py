@@ -141,8 +141,15 @@ class JoinState:
 
     def _match(self, h: Held) -> Shown | None:
         if h.request_id is not None:
+            # Within the window too: whether a late click still finds its list open
+            # depends on how the two topics interleave; the window does not.
             shown = self.shown.get(h.request_id)
-            if shown is not None and shown.user_id == h.user_id and h.item_id in shown.items:
+            if (
+                shown is not None
+                and shown.user_id == h.user_id
+                and h.item_id in shown.items
+                and shown.ts <= h.ts <= shown.ts + self.window_ms
+            ):
                 return shown
             return None
         best: Shown | None = None

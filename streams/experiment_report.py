@@ -15,7 +15,7 @@ from typing import Any
 import orjson
 
 from streams.abtest import compare, wilson
-from streams.attribution import Record
+from streams.attribution import NO_VARIANT, Record
 from streams.drift import CTR
 
 Group = list[Any]  # [topic kind, offset, [record, ...]]
@@ -86,7 +86,9 @@ class Totals:
         """The ``metrics:ab`` document (its shape is a contract with the dashboard)."""
         names = list(dict.fromkeys([*variants, *sorted(self.variants)]))
         counts = {v: self.variants.get(v, [0, 0, 0]) for v in names}
-        verdict = compare({v: (c[1], c[0]) for v, c in counts.items()}, method, alpha)
+        # Lists shown without a variant are reported, not tested: they are no arm.
+        tested = {v: (c[1], c[0]) for v, c in counts.items() if v != NO_VARIANT}
+        verdict = compare(tested, method, alpha)
         return {
             "variants": {
                 v: {

@@ -257,6 +257,11 @@ def parse_split(raw: str) -> tuple[tuple[str, int], ...]:
         raise ValueError("an experiment needs at least two variants")
     if sum(w for _, w in arms) <= 0 or any(w <= 0 for _, w in arms):
         raise ValueError("every weight must be a positive integer")
+    from streams.experiments import BUCKETS  # settings -> experiments only here; no cycle
+
+    if sum(w for _, w in arms) > BUCKETS:
+        # Users are dealt in BUCKETS buckets: a smaller share than one would get none.
+        raise ValueError(f"the weights must add up to at most {BUCKETS}")
     return tuple(arms)
 
 

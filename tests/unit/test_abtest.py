@@ -78,3 +78,26 @@ def test_compare_applies_bonferroni_over_pairs() -> None:
     two = compare({"A": (100, 1000), "B": (130, 1000)}, "z", 0.05)
     three = compare({"A": (100, 1000), "B": (130, 1000), "C": (90, 1000)}, "z", 0.05)
     assert three.p_value == pytest.approx(3 * two.p_value)
+
+
+@pytest.mark.parametrize(("k", "n"), [(0, 3), (10, 10), (0, 1), (1, 1), (11, 10), (-1, 5)])
+def test_wilson_holds_the_observed_rate_even_at_the_edges(k: int, n: int) -> None:
+    # (11, 10): a batch redone after a crash can count a click twice; it must not crash.
+    low, high = wilson(k, n)
+    rate = min(max(k, 0), n) / n
+    assert 0.0 <= low <= rate <= high <= 1.0
+    assert (rate == 0.0) <= (low == 0.0) and (rate == 1.0) <= (high == 1.0)
+
+
+def test_tests_do_not_fail_on_more_clicks_than_impressions() -> None:
+    assert 0.0 <= z_test(11, 10, 5, 10) <= 1.0
+    assert 0.0 <= msprt(11, 10, 5, 10) <= 1.0
+    assert compare({"A": (11, 10), "B": (5, 10)}).p_value <= 1.0
+
+
+def test_a_variant_without_impressions_takes_no_part() -> None:
+    """An arm never shown has no rate; ranked as 0 % it made the test depend on names."""
+    one = compare({"A": (500, 5000), "B": (0, 0), "C": (0, 5000)}, "z")
+    swapped = compare({"A": (500, 5000), "C": (0, 0), "B": (0, 5000)}, "z")
+    assert one.p_value == swapped.p_value < 0.05
+    assert compare({"A": (500, 5000), "B": (0, 0)}, "z").leader is None  # one arm: no test

@@ -146,3 +146,22 @@ def test_drift_stays_quiet_on_a_stable_stream() -> None:
     monitor = DriftMonitor(delta=0.002)
     fired = [monitor.observe(CTR, "A", float(rng.random() < 0.2), i) for i in range(4000)]
     assert not any(fired)
+
+
+def test_lists_without_a_variant_are_reported_and_not_tested() -> None:
+    t = Totals()
+    t.variants.update({"A": [1000, 100, 0], "B": [1000, 100, 0], "none": [1000, 500, 0]})
+    report = t.report(("A", "B"), "z", 0.05, 123)
+    assert report["variants"]["none"]["clicks"] == 500  # still shown
+    assert report["test"]["leader"] is None and not report["test"]["significant"]
+    assert report["test"]["p_value"] == 1.0  # A and B alike: one pair, no correction
+
+
+def test_a_click_naming_its_list_counts_only_within_the_window() -> None:
+    """Outside the window it would count or not depending on whether the list had
+    closed yet, i.e. on how the two topics interleave."""
+    j = JoinState(W)
+    j.impression(imp("r1", "u", ["x"], 1000))
+    assert j.interaction(act("u", "x", 1000 + W + 1, rid="r1")) == []
+    assert j.interaction(act("u", "x", 999, rid="r1")) == []  # before the list
+    assert j.interaction(act("u", "x", 1000 + W, rid="r1")) != []

@@ -54,7 +54,10 @@ def test_no_split_puts_everyone_in_the_configured_variant() -> None:
     assert exp.variants == ("X",)
 
 
-@pytest.mark.parametrize("raw", ["A:50", "A:50,B", "A:50,B:-1", "A:0,B:10", "A:1,A:1", "A:1,Q:1"])
+# A:1,B:1,C:30000: users are dealt in 10,000 buckets, and B would have got none.
+@pytest.mark.parametrize(
+    "raw", ["A:50", "A:50,B", "A:50,B:-1", "A:0,B:10", "A:1,A:1", "A:1,Q:1", "A:1,B:1,C:30000"]
+)
 def test_bad_split_fails_naming_the_variable(raw: str) -> None:
     with pytest.raises(SettingsError, match="KAPPAREC_AB_SPLIT"):
         load_settings(env={"KAPPAREC_AB_SPLIT": raw})
