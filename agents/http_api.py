@@ -31,7 +31,7 @@ from redis.exceptions import RedisError
 
 from agents.openapi import spec
 from agents.publisher import connect
-from agents.reader import Reader, ReadResult
+from agents.reader import NoActiveVersion, Reader, ReadResult
 from agents.redis_reads import PipelinedReads
 from agents.telemetry import HTTP_REQUESTS, HTTP_SECONDS, Telemetry
 from schemas.ids import ID_RULE, id_problem
@@ -94,7 +94,8 @@ def check_k(req: Request) -> int:
     raw = req.query.get("k")
     if raw is None:
         return K_DEFAULT
-    if not raw.isascii() or not raw.isdigit() or not 1 <= int(raw) <= K_MAX:
+    # At most 3 digits before int(): Python refuses to parse over 4,300 (a 500).
+    if len(raw) > 3 or not raw.isascii() or not raw.isdigit() or not 1 <= int(raw) <= K_MAX:
         raise InvalidParameter("k", f"k must be an integer between 1 and {K_MAX}")
     return int(raw)
 
@@ -140,7 +141,8 @@ class HttpApi:
         ]
         self.exact = {t: (t, h) for t, h in routes if "{" not in t}
         self.patterns = [
-            (re.compile("^" + re.sub(r"\{[^}]+\}", "(.+)", t) + "$"), t, h)
+            # DOTALL and fullmatch: a newline (%0A) is part of the id, and refused with it.
+            (re.compile(re.sub(r"\{[^}]+\}", "(.+)", t), re.DOTALL), t, h)
             for t, h in routes
             if "{" in t
         ]
@@ -171,7 +173,7 @@ class HttpApi:
         param = ""
         if found is None:
             for rx, template, handler in self.patterns:
-                if m := rx.match(path):
+                if m := rx.fullmatch(path):
                     found, param = (template, handler), m.group(1)
                     break
         if found is None:
@@ -183,7 +185,7 @@ class HttpApi:
             return found[0], await found[1](Request(param, query))
         except InvalidParameter as exc:
             return found[0], _error(422, "invalid_parameter", exc.detail, parameter=exc.parameter)
-        except LookupError as exc:
+        except NoActiveVersion as exc:
             return found[0], _error(503, "no_active_version", str(exc))
         except RedisError as exc:
             return found[0], _error(503, "redis_unavailable", f"{type(exc).__name__}: {exc}")
@@ -197,7 +199,7 @@ class HttpApi:
             elif message["type"] == "lifespan.shutdown":
                 if self._warm is not None:
                     self._warm.cancel()
-                    with contextlib.suppress(asyncio.CancelledError):
+                    with contextlib.suppress(asyncio.CancelledError, Exception):
                         await self._warm
                 await self.redis.aclose()
                 await self.reads.aclose()
@@ -207,8 +209,12 @@ class HttpApi:
     async def _keep_trending(self) -> None:
         """Read the global trending list every few seconds: the outage fallback."""
         while True:
-            with contextlib.suppress(RedisError, LookupError):
+            try:
                 await self.reader.trending("", 1)
+            except (RedisError, NoActiveVersion):
+                pass  # the last list read stays the fallback
+            except Exception:  # a bad value must not end the fallback's refresh for good
+                log.exception("reading the trending list for the outage fallback failed")
             await asyncio.sleep(TRENDING_REFRESH_S)
 
     def _degraded(self, k: int, exclude: list[str], exc: RedisError) -> ReadResult:
@@ -291,5 +297,5 @@ class HttpApi:
     async def _active(self) -> int | None:
         try:
             return await self.reader.version()
-        except LookupError:
+        except NoActiveVersion:
             return None

@@ -30,6 +30,10 @@ RELATIONS = (BOUGHT, VIEWED, SIMILAR)  # item lists, in the order a fallback tri
 REASONS = {BOUGHT: "b:", VIEWED: "v:", SIMILAR: "s:"}
 
 
+class NoActiveVersion(LookupError):
+    """No version is active (``<namespace>:active`` is not set): nothing to read yet."""
+
+
 @dataclass
 class ReadResult:
     """A list as served: ``[item_id, score, reason]`` rows, the version and the sources used."""
@@ -77,7 +81,7 @@ class Reader:
             return self._cached[1]
         raw = await self.redis.get(Keys(self.namespace, 0).active)
         if raw is None:
-            raise LookupError(f"no active version: key {self.namespace}:active is not set")
+            raise NoActiveVersion(f"no active version: key {self.namespace}:active is not set")
         version = int(raw)
         self._cached = (now, version)
         return version

@@ -164,6 +164,9 @@ async def test_ids_with_slashes_colons_and_unicode(api: Api, seeded: Settings) -
         ("/recommendations/u1?k=101", "k"),
         ("/recommendations/u1?k=ten", "k"),
         ("/recommendations/u1?k=-1", "k"),
+        ("/recommendations/u1?k=" + "0" * 4400 + "5", "k"),  # int() refuses > 4,300 digits
+        ("/recommendations/u1%0A", "user_id"),  # a trailing newline is part of the id
+        ("/items/i1%0A/also-bought", "item_id"),
         ("/recommendations/" + "x" * 257, "user_id"),
         ("/recommendations/bad%01id", "user_id"),
         ("/recommendations/zero%E2%80%8Bwidth", "user_id"),  # U+200B, refused in events too
