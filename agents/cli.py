@@ -423,11 +423,12 @@ def serve(host: str | None, port: int | None, processes: int | None) -> None:
     """HTTP read API, /metrics and /dashboard (see docs/HTTP_API.md)."""
     from agents.admin import check_redis
     from agents.server import serve as run_server
+    from streams.security import redis_options
 
     given = {"http_host": host, "http_port": port, "http_processes": processes}
     s = settings_from_env(**{k: v for k, v in given.items() if v is not None})
     require(s, "redis_url")
-    check_redis(s.redis_url)
+    check_redis(s.redis_url, **redis_options(s))
     click.echo(f"serving http://{s.http_host}:{s.http_port} ({s.http_processes} processes)")
     sys.exit(run_server(s))
 

@@ -35,6 +35,7 @@ from agents.reader import NoActiveVersion, Reader, ReadResult
 from agents.redis_reads import PipelinedReads
 from agents.telemetry import HTTP_REQUESTS, HTTP_SECONDS, Telemetry
 from schemas.ids import ID_RULE, id_problem
+from streams.security import redis_options
 from streams.settings import Settings
 
 K_DEFAULT, K_MAX = 10, 100
@@ -119,8 +120,9 @@ class HttpApi:
     def __init__(self, settings: Settings) -> None:
         self._warm: asyncio.Task[None] | None = None
         self._warned = 0.0
-        self.redis = connect(settings.redis_url, retries=2)
-        self.reads = PipelinedReads(settings.redis_url)
+        options = redis_options(settings)
+        self.redis = connect(settings.redis_url, retries=2, **options)
+        self.reads = PipelinedReads(settings.redis_url, **options)
         # Reader is typed for redis-py; it only calls get and mget, which PipelinedReads has.
         self.reader = Reader(self.reads, settings.namespace)  # type: ignore[arg-type]
         self.telemetry = Telemetry(self.redis, settings)

@@ -6,11 +6,19 @@ every command issued during one event-loop iteration and writes them in one send
 single connection, and hiredis parses the replies, which arrive in order. Replies are
 matched to callers first in, first out. A lost connection fails the commands in flight
 with redis-py's ``ConnectionError`` (the API answers 503) and the next command reconnects.
+A command that times out closes the connection too: its reply, and every one queued
+behind it, may never come, and a connection that stopped answering without closing
+would otherwise fail every later command after the full timeout.
+
+URLs as redis-py reads them: ``redis://`` (TCP), ``rediss://`` (TLS, verified against
+the system's CAs or ``ssl_ca``) and ``unix://``; credentials in the URL take precedence
+over ``username`` / ``password``, as in ``streams.security.redis_options``.
 """
 
 from __future__ import annotations
 
 import asyncio
+import ssl
 from collections import deque
 from collections.abc import Sequence
 from typing import Any
@@ -59,13 +67,24 @@ class _Protocol(asyncio.Protocol):
 class PipelinedReads:
     """GET / MGET against the Redis at ``url`` (``redis://[:password@]host:port/db``)."""
 
-    def __init__(self, url: str, timeout: float = 2.0) -> None:
+    def __init__(
+        self,
+        url: str,
+        timeout: float = 2.0,
+        username: str | None = None,
+        password: str | None = None,
+        ssl_ca_certs: str | None = None,
+    ) -> None:
         options = parse_url(url)
+        self.path: str | None = options.get("path")  # unix://
         self.host = options.get("host", "localhost")
         self.port = int(options.get("port", 6379))
         self.db = int(options.get("db", 0))
-        self.username = options.get("username")
-        self.password = options.get("password")
+        self.username = options.get("username") or username
+        self.password = options.get("password") or password
+        self.tls: ssl.SSLContext | None = None
+        if url.startswith("rediss://"):
+            self.tls = ssl.create_default_context(cafile=ssl_ca_certs)
         self.timeout = timeout
         self._conn: _Protocol | None = None
         self._connecting = asyncio.Lock()
@@ -98,7 +117,11 @@ class PipelinedReads:
         try:
             async with asyncio.timeout(self.timeout):
                 return await fut
-        except TimeoutError as exc:  # a late reply is skipped by data_received
+        except TimeoutError as exc:
+            # Replies come in order: nothing queued behind this one can come sooner. The
+            # next command opens a new connection.
+            if not conn.closed:
+                conn.transport.close()
             raise RedisTimeout(f"Redis did not answer within {self.timeout}s") from exc
 
     async def _connect(self) -> _Protocol:
@@ -106,11 +129,17 @@ class PipelinedReads:
             if self._conn is not None and not self._conn.closed:
                 return self._conn
             loop = asyncio.get_running_loop()
+            where = self.path or f"{self.host}:{self.port}"
             try:
                 async with asyncio.timeout(self.timeout):
-                    _, conn = await loop.create_connection(_Protocol, self.host, self.port)
+                    if self.path:
+                        _, conn = await loop.create_unix_connection(_Protocol, self.path)
+                    else:
+                        _, conn = await loop.create_connection(
+                            _Protocol, self.host, self.port, ssl=self.tls
+                        )
             except (OSError, TimeoutError) as exc:
-                raise ConnectionError(f"Redis at {self.host}:{self.port}: {exc}") from exc
+                raise ConnectionError(f"Redis at {where}: {exc}") from exc
             self._conn = conn
             setup = []
             if self.password:

@@ -5,6 +5,7 @@ speaks neither; their mapping onto every client is unit-tested (tests/unit/test_
 
 from __future__ import annotations
 
+import asyncio
 import os
 import subprocess
 import sys
@@ -14,15 +15,17 @@ from pathlib import Path
 
 import pytest
 import redis
+from redis.exceptions import ResponseError
 
 from agents.admin import ServiceUnavailable, check_redis, ensure_topics
+from agents.http_api import HttpApi
 from agents.producer import produce
 from infra.processes import HOST, Service, free_port, spawn, terminate, wait_ready
 from infra.redis_server import redis_argv, redis_server_bin
 from infra.workers import WorkerProcess
 from schemas.events import Interaction
 from streams.serving import Keys
-from streams.settings import Settings, to_env
+from streams.settings import Settings, load_settings, to_env
 from streams.topics import build_topics
 from tests.integration.test_pipeline import drain
 
@@ -122,3 +125,19 @@ def test_worker_fails_fast_when_redis_refuses_the_password(
     code, out, _ = run_worker(make_settings(redis_url=auth_redis, redis_password="wrong"))
     assert code == 2, out
     assert "KAPPAREC_REDIS_URL" in out and "invalid" in out.lower(), out
+
+
+def test_the_http_api_reads_through_redis_auth(auth_redis: str) -> None:
+    """`kapparec serve` takes the Redis credentials from the settings, as workers do."""
+
+    async def read(api: HttpApi) -> bytes | None:
+        try:
+            return await api.reads.get("k")
+        finally:
+            await api.reads.aclose()
+            await api.redis.aclose()
+
+    with pytest.raises(ResponseError, match=r"NOAUTH|Authentication"):
+        asyncio.run(read(HttpApi(load_settings(redis_url=auth_redis))))
+    s = load_settings(redis_url=auth_redis, redis_password=PASSWORD)
+    assert asyncio.run(read(HttpApi(s))) is None

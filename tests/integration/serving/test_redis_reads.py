@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 import asyncio
+import time
+from pathlib import Path
 
 import pytest
 import redis
 from redis.exceptions import ConnectionError, ResponseError
+from redis.exceptions import TimeoutError as RedisTimeout
 
 from agents.redis_reads import PipelinedReads
+from infra.processes import free_port, spawn, terminate
+from infra.redis_server import redis_argv, redis_server_bin
 from streams.settings import Settings
 
 
@@ -48,3 +53,51 @@ async def test_unreachable_redis_is_a_connection_error() -> None:
     reads = PipelinedReads("redis://127.0.0.1:1/0", timeout=1.0)
     with pytest.raises(ConnectionError):
         await reads.get("k")
+
+
+async def test_a_connection_that_stops_answering_is_replaced() -> None:
+    """A connection that stays open but never answers again (a dead peer behind a
+    proxy, a half-open socket) failed every later read after the full timeout."""
+    connections: list[asyncio.StreamWriter] = []
+
+    async def silent(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        connections.append(writer)
+        await reader.read()  # reads, never answers
+
+    server = await asyncio.start_server(silent, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    reads = PipelinedReads(f"redis://127.0.0.1:{port}/0", timeout=0.3)
+    try:
+        with pytest.raises(RedisTimeout):
+            await reads.get("k")
+        await asyncio.sleep(0.05)
+        assert reads._conn is not None and reads._conn.closed
+        with pytest.raises(RedisTimeout):
+            await reads.get("k")
+        assert len(connections) == 2  # the second read opened a connection of its own
+    finally:
+        await reads.aclose()
+        server.close()
+
+
+async def test_unix_socket_urls_are_read_over_the_socket(tmp_path: Path) -> None:
+    socket = tmp_path / "redis.sock"
+    argv = [*redis_argv(redis_server_bin(), free_port(), tmp_path), "--unixsocket", str(socket)]
+    pid = spawn(argv, tmp_path / "redis.log", tmp_path)
+    try:
+        url = f"unix://{socket}"
+        deadline = time.monotonic() + 20
+        while not socket.exists():
+            assert time.monotonic() < deadline, (tmp_path / "redis.log").read_text()
+            time.sleep(0.05)
+        client = redis.Redis.from_url(url)
+        client.set("k", "over the socket")
+        client.connection_pool.disconnect()
+        reads = PipelinedReads(url)
+        try:
+            assert await reads.get("k") == b"over the socket"
+        finally:
+            await reads.aclose()
+            await asyncio.sleep(0)  # the transport closes its socket on the next turn
+    finally:
+        terminate(pid)
