@@ -17,7 +17,7 @@ from typing import Any
 
 from confluent_kafka import Producer
 
-from agents.lag import wait_caught_up
+from agents.lag import wait_past_now
 from agents.producer import producer_config
 from streams.settings import Settings
 from streams.topics import build_topics
@@ -74,8 +74,10 @@ def request_refresh(settings: Settings) -> str:
 
 
 def refresh_when_drained(settings: Settings, timeout: float, on_poll: Any = None) -> str:
-    """Wait for zero lag, request a refresh, wait for zero lag again: lists are then final."""
-    wait_caught_up(settings, timeout, on_poll=on_poll)
+    """Wait until the log as of now is processed, request a refresh, wait until it is
+    processed too: the lists then reflect every record before the request. Events that
+    keep coming (live traffic) do not hold it up (see ``agents.lag.wait_past_now``)."""
+    wait_past_now(settings, timeout, on_poll=on_poll)
     request = request_refresh(settings)
-    wait_caught_up(settings, timeout, on_poll=on_poll)
+    wait_past_now(settings, timeout, on_poll=on_poll)
     return request

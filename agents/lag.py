@@ -123,6 +123,93 @@ def caught_up_at(settings: Settings, timeout: float, poll_s: float = 0.5) -> flo
     return _caught_up(settings, timeout, poll_s, None)[1]
 
 
+def stages(settings: Settings) -> list[list[TopicSpec]]:
+    """The input topics in pipeline order: each stage's agents write what the next read
+    before they commit their own input."""
+    t = build_topics(settings)
+    sources = [t.interactions, t.catalog]
+    derived = [t.item_deltas]
+    if settings.split:
+        sources.append(t.impressions)
+        derived.append(t.outcomes)
+    return [sources, derived, [t.trending_partials]]
+
+
+def wait_past_now(
+    settings: Settings, timeout: float, poll_s: float = 0.5, on_poll: object = None
+) -> None:
+    """Block until the workers have done all the work of the records in the log now.
+
+    Unlike :func:`wait_caught_up` it ends while more records keep coming (a replay
+    beside live traffic, whose lag is never zero): stage by stage, it takes the log's
+    end offsets and waits until the group's committed offsets reach them. Each stage
+    writes its outputs before it commits its input, so once a stage has passed its
+    marks, the next stage's ends hold everything derived from them. ``on_poll`` gets the
+    records left before the marks, per topic.
+    """
+    deadline = time.monotonic() + timeout
+    security = librdkafka_security(settings)
+    left: dict[str, int] = {}
+    for topics in stages(settings):
+        marks = _ends(settings.kafka_bootstrap, settings.app_id, topics, security)
+        while True:
+            done = _committed(settings.kafka_bootstrap, settings.app_id, topics, security)
+            left = {}
+            for (topic, p), mark in marks.items():
+                left[topic] = left.get(topic, 0) + max(0, mark - done[(topic, p)])
+            if callable(on_poll):
+                on_poll(left)
+            if not any(left.values()):
+                break
+            if time.monotonic() > deadline:
+                raise TimeoutError(
+                    f"workers of {settings.app_id} still behind after {timeout:.0f}s: {left}"
+                )
+            time.sleep(poll_s)
+
+
+def _consumer(bootstrap: str, group: str, security: Mapping[str, str] | None) -> Consumer:
+    return Consumer(
+        {
+            "bootstrap.servers": bootstrap,
+            "group.id": group,
+            "enable.auto.commit": False,
+            **(security or {}),
+        }
+    )
+
+
+def _ends(
+    bootstrap: str, group: str, topics: Iterable[TopicSpec], security: Mapping[str, str] | None
+) -> dict[tuple[str, int], int]:
+    consumer = _consumer(bootstrap, group, security)
+    try:
+        highs = {
+            (t.name, p): consumer.get_watermark_offsets(TopicPartition(t.name, p), timeout=10)[1]
+            for t in topics
+            for p in range(t.partitions)
+        }
+        return log_ends(consumer, highs)
+    finally:
+        consumer.close()
+
+
+def _committed(
+    bootstrap: str, group: str, topics: Iterable[TopicSpec], security: Mapping[str, str] | None
+) -> dict[tuple[str, int], int]:
+    """Committed offsets; a partition without one counts from its low watermark."""
+    consumer = _consumer(bootstrap, group, security)
+    try:
+        tps = [TopicPartition(t.name, p) for t in topics for p in range(t.partitions)]
+        out = {}
+        for tp in consumer.committed(tps, timeout=10):
+            low = consumer.get_watermark_offsets(tp, timeout=10)[0]
+            out[(tp.topic, tp.partition)] = tp.offset if tp.offset >= 0 else low
+        return out
+    finally:
+        consumer.close()
+
+
 def _caught_up(
     settings: Settings, timeout: float, poll_s: float, on_poll: object
 ) -> tuple[dict[str, int], float]:

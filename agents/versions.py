@@ -20,7 +20,7 @@ from tqdm import tqdm
 
 from agents.admin import TopicError, delete_group, delete_topics, ensure_topics
 from agents.control import request_refresh
-from agents.lag import consumer_lag, input_topics, log_ends, wait_caught_up
+from agents.lag import consumer_lag, input_topics, log_ends, wait_past_now
 from agents.redis_scan import each_key
 from infra.workers import WorkerProcess
 from schemas.errors import KapparecError
@@ -181,9 +181,11 @@ def replay(
                 bar.n = total - left
                 bar.refresh()
 
-            wait_caught_up(settings, timeout, on_poll=progress)
+            # Past the log as it is now, not to zero lag: the live version's traffic
+            # keeps coming, and this version's lag would never read zero.
+            wait_past_now(settings, timeout, on_poll=progress)
             request_refresh(settings)
-            wait_caught_up(settings, timeout, on_poll=progress)
+            wait_past_now(settings, timeout, on_poll=progress)
     finally:
         # Reported, not raised: an error that ended the replay stays the one shown.
         unstopped = stop_all(pool)
@@ -211,6 +213,9 @@ def stop_all(pool: Sequence[WorkerProcess], grace_s: float = 15.0) -> list[str]:
     return errors
 
 
+PROMOTE_WAIT_S = 30.0  # how long promote waits for a version that is a little behind
+
+
 def promote(settings: Settings, version: int, force: bool = False) -> int | None:
     """Point readers at ``version``; the previous version's keys expire after a TTL."""
     require(settings, "redis_url")
@@ -229,7 +234,15 @@ def promote(settings: Settings, version: int, force: bool = False) -> int | None
             ).values()
         )
         if behind:
-            raise VersionError(f"version {version} is {behind} messages behind; wait or --force")
+            # Under live traffic the lag is never zero: what counts is whether the
+            # version's workers get through the log as it is now, within a short wait.
+            try:
+                wait_past_now(probe, PROMOTE_WAIT_S)
+            except TimeoutError:
+                raise VersionError(
+                    f"version {version} is {behind} messages behind and did not get through "
+                    f"the log within {PROMOTE_WAIT_S:.0f} s; wait or --force"
+                ) from None
     old_raw = r.getset(new.active, str(version))
     old = int(old_raw) if old_raw is not None else None
     if old != version:

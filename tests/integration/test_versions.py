@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -11,15 +12,16 @@ from pathlib import Path
 import orjson
 import pytest
 import redis
-from confluent_kafka import Consumer, TopicPartition
+from confluent_kafka import Consumer, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient
 
 from agents.admin import ensure_topics
 from agents.control import refresh_when_drained, request_refresh
 from agents.lag import wait_caught_up
-from agents.producer import produce
+from agents.producer import produce, producer_config
 from agents.versions import VersionError, promote, replay, retire, start_at
 from infra.workers import WorkerProcess
+from schemas.codec import encode
 from schemas.events import CatalogItem, Interaction
 from streams.pipeline import LocalPipeline
 from streams.serving import Keys
@@ -265,3 +267,46 @@ def test_a_running_version_keeps_its_meta_record_past_the_version_ttl(
         assert promote(s, s.version, force=True) in (None, s.version)
     finally:
         worker.stop()
+
+
+def test_a_replay_and_a_promotion_end_while_live_traffic_flows(
+    make_settings: Callable[..., Settings], namespace: str, tmp_path: Path
+) -> None:
+    """Beside a live version the log keeps growing, so the new version's lag is never
+    zero; replay and promote wait until it has got through the log as it was."""
+    v1 = make_settings(topic_prefix=f"{namespace}.", settle_s=1.0, session_timeout_s=6.0)
+    ensure_topics(v1.kafka_bootstrap, build_topics(v1).all())
+    events = rees46_head(400)
+    assert produce(v1, events, progress=False).ok
+    known = [e for e in events if isinstance(e, Interaction)][:50]
+    stop = threading.Event()
+
+    def traffic() -> None:  # about 100 events/s until stopped
+        producer = Producer(producer_config(v1))
+        n = 0
+        while not stop.is_set():
+            e = known[n % len(known)]
+            ev = Interaction(f"live-{n}", "view", e.user_id, e.item_id, e.ts + n)
+            producer.produce(build_topics(v1).interactions.name, encode(ev), e.user_id.encode())
+            producer.poll(0)
+            n += 1
+            time.sleep(0.01)
+        producer.flush(10)
+
+    thread = threading.Thread(target=traffic, daemon=True)
+    thread.start()
+    v2 = dataclasses.replace(v1, version=2)
+    worker = None
+    try:
+        replay(v2, timeout=150)
+        r = redis.Redis.from_url(v2.redis_url)
+        assert r.exists(Keys(v2.namespace, 2).user(known[0].user_id))
+        worker = WorkerProcess(v2, tmp_path / "v2.log", worker_id="v2-live")
+        # Its lag is above zero all along; it was made active already, as the first
+        # version to run on this namespace.
+        assert promote(v2, 2) == 2
+    finally:
+        stop.set()
+        thread.join(15)
+        if worker is not None:
+            worker.stop()
