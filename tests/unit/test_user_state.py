@@ -104,6 +104,17 @@ def test_remove_from_cart_overrides_a_stronger_type() -> None:
     assert feed.state.recent == [RecentItem("A", "remove_from_cart", T0 + 1)]
 
 
+def test_a_removal_older_than_the_purchase_it_follows_does_not_undo_it() -> None:
+    """Event time, not arrival: a removal from the cart stamped before the purchase
+    that arrived first leaves the item bought."""
+    feed = Feed()
+    feed("purchase", "A", T0 + 10)
+    feed("remove_from_cart", "A", T0 + 5)  # arrives late
+    assert feed.state.recent == [RecentItem("A", "purchase", T0 + 10)]
+    feed("remove_from_cart", "A", T0 + 20)  # a later one does
+    assert feed.state.recent == [RecentItem("A", "remove_from_cart", T0 + 20)]
+
+
 def test_out_of_order_event_is_inserted_in_event_time_order() -> None:
     feed = Feed()
     feed("view", "A", T0 + 10)
