@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import re
 import time
@@ -71,6 +72,7 @@ class Response:
     body: bytes
     status: int = 200
     media: bytes = JSON
+    headers: tuple[tuple[bytes, bytes], ...] = ()
 
 
 def _json(body: Any, status: int = 200) -> Response:
@@ -162,6 +164,7 @@ class HttpApi:
                 "headers": [
                     (b"content-type", response.media),
                     (b"content-length", str(len(response.body)).encode()),
+                    *response.headers,
                 ],
             }
         )
@@ -181,7 +184,8 @@ class HttpApi:
         if found is None:
             return "unmatched", _error(404, "not_found", f"no route for {path}")
         if scope["method"] != "GET":
-            return found[0], _error(405, "method_not_allowed", "only GET is served")
+            refused = _error(405, "method_not_allowed", "only GET is served")
+            return found[0], dataclasses.replace(refused, headers=((b"allow", b"GET"),))
         query = dict(parse_qsl(scope["query_string"].decode("latin-1")))
         try:
             return found[0], await found[1](Request(param, query))

@@ -8,6 +8,7 @@ import orjson
 import pytest
 import redis
 import redis.asyncio as aioredis
+import yarl
 from openapi_spec_validator import validate
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -272,3 +273,10 @@ async def test_unknown_route_is_json_404(api: Api) -> None:
     async with api.session.get(api.url("/nope")) as response:
         assert response.status == 404
         assert (await response.json())["error"] == "not_found"
+
+
+async def test_other_methods_are_405_with_an_allow_header(api: Api, seeded: Settings) -> None:
+    async with api.session.post(yarl.URL(api.url("/recommendations/u1"), encoded=True)) as resp:
+        assert resp.status == 405
+        assert resp.headers.get("Allow") == "GET"
+        assert (await resp.json())["error"] == "method_not_allowed"
