@@ -11,7 +11,7 @@ behind it, may never come, and a connection that stopped answering without closi
 would otherwise fail every later command after the full timeout.
 
 URLs as redis-py reads them: ``redis://`` (TCP), ``rediss://`` (TLS, verified against
-the system's CAs or ``ssl_ca``) and ``unix://``; credentials in the URL take precedence
+the system's CAs or ``ssl_ca_certs``) and ``unix://``; credentials in the URL take precedence
 over ``username`` / ``password``, as in ``streams.security.redis_options``.
 """
 
