@@ -283,10 +283,11 @@ def build_app(settings: Settings) -> Runtime:
             log.warning("metrics flush failed, retrying next interval: %s", exc)
 
     meta = orjson.dumps({"app_id": settings.app_id, "started_at": int(time.time() * 1000)})
+    meta_write = [(publisher.keys.meta(), meta, settings.version_ttl_s)]
 
     @app.task
     async def announce_version() -> None:
-        await publisher.write([(publisher.keys.meta(), meta, settings.version_ttl_s)])
+        await publisher.write(meta_write)
         if await publisher.activate_if_unset(settings.version):
             log.warning("no active version yet: %s is now active", settings.app_id)
 
@@ -295,7 +296,7 @@ def build_app(settings: Settings) -> Runtime:
     @app.timer(meta_renewal_s(settings))
     async def renew_version() -> None:
         try:
-            await publisher.write([(publisher.keys.meta(), meta, settings.version_ttl_s)])
+            await publisher.write(meta_write)
         except RedisError as exc:
             log.warning(
                 "could not renew %s, retrying next interval: %s", publisher.keys.meta(), exc

@@ -23,9 +23,9 @@ from agents.control import HEADER, RECATEGORIZE
 from agents.dead_letters import DeadLetters
 from agents.faust_batches import records_of
 from agents.publisher import Publisher, Write
-from agents.record_checks import check_key, check_not_ahead
+from agents.record_checks import check_not_ahead
 from agents.tables import put
-from schemas.codec import decode_catalog
+from schemas.codec import check_key, decode_catalog
 from schemas.errors import DecodeError
 from streams.catalog import merge_record
 from streams.models.content import ContentEncoder

@@ -12,11 +12,11 @@ from __future__ import annotations
 import re
 import time
 import uuid
-from collections.abc import Iterable
 from typing import Any
 
 from confluent_kafka import Producer
 
+from agents.faust_batches import header_pairs
 from agents.lag import wait_past_now
 from agents.producer import producer_config
 from streams.settings import Settings
@@ -31,14 +31,9 @@ RECATEGORIZE = b"recategorize"
 def control_of(headers: Any) -> bytes | None:
     """The control verb in a message's headers, or ``None`` for a data message (a header
     with a null value, which Kafka allows, included)."""
-    if not headers:
-        return None
-    pairs: Iterable[tuple[str, bytes | None]] = (
-        headers.items() if hasattr(headers, "items") else headers
-    )
-    for key, value in pairs:
+    for key, value in header_pairs(headers):
         if key == HEADER:
-            return None if value is None else bytes(value)
+            return value
     return None
 
 

@@ -11,6 +11,7 @@ from typing import Any
 
 import faust
 
+from agents.faust_batches import header_pairs
 from agents.metrics import WORKER
 from schemas.dead_letter import DeadLetter, letter_key
 from schemas.errors import DecodeError
@@ -47,7 +48,7 @@ class DeadLetters:
             dead_lettered_at=int(time.time() * 1000),
             original=msg.value,
             key=msg.key,
-            headers=_headers(msg.headers),
+            headers=header_pairs(msg.headers),
             timestamp=_timestamp_ms(msg.timestamp),
         )
         self.counts[error.code] += 1
@@ -70,15 +71,6 @@ class DeadLetters:
             return
         futures = [await self.send(msg, error, agent) for msg, error in rejected]
         await asyncio.gather(*futures)
-
-
-def _headers(headers: Any) -> tuple[tuple[str, bytes | None], ...]:
-    """A record's headers as ``(key, value)`` pairs: aiokafka gives a sequence of pairs,
-    Faust's message a list or a mapping."""
-    if not headers:
-        return ()
-    pairs = headers.items() if hasattr(headers, "items") else headers
-    return tuple((str(k), None if v is None else bytes(v)) for k, v in pairs)
 
 
 def _timestamp_ms(ts: float | int | None) -> int | None:

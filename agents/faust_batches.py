@@ -119,6 +119,15 @@ def records_of(events: Iterable[Any]) -> list[Any]:
     return out
 
 
+def header_pairs(headers: Any) -> tuple[tuple[str, bytes | None], ...]:
+    """A record's headers as ``(key, value)`` pairs, in order: aiokafka gives a sequence
+    of pairs, Faust's message a list or a mapping; a value may be null."""
+    if not headers:
+        return ()
+    pairs = headers.items() if hasattr(headers, "items") else headers
+    return tuple((str(k), None if v is None else bytes(v)) for k, v in pairs)
+
+
 def covers_from(first: int, follows: int | None) -> int:
     """Where the acknowledgement of a batch starting at ``first`` starts: at ``follows``
     (the offset after what was handed on before it, or a seek's position) when known

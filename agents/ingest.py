@@ -20,10 +20,10 @@ from agents.control import HEADER, REFRESH, refresh_request
 from agents.dead_letters import DeadLetters
 from agents.faust_batches import records_of
 from agents.metrics import WORKER
-from agents.record_checks import check_key, check_not_ahead, check_partition
+from agents.record_checks import check_not_ahead, check_partition
 from agents.tables import put_all, reader
 from agents.user_lists import UserLists
-from schemas.codec import decode_interaction
+from schemas.codec import check_key, decode_interaction
 from schemas.errors import DecodeError
 from streams.item_side import Group, encode_messages, route
 from streams.settings import Settings

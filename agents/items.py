@@ -117,12 +117,9 @@ class AggregateItems:
         for p, result in by_part.items():
             part = states[p]
             writes.extend(await self._item_lists(result))
-            for cats in _chunks(part.partial, sorted(result.categories), MAX_PARTIALS_BYTES):
-                payload = {"p": p, "t": part.max_ts, "c": cats}
+            for value in _partials_messages(p, part, sorted(result.categories)):
                 sends.append(
-                    await self.trending_partials.send(
-                        key=str(p).encode(), value=orjson.dumps(payload), partition=0
-                    )
+                    await self.trending_partials.send(key=str(p).encode(), value=value, partition=0)
                 )
         await self.publisher.write(writes)
         await asyncio.gather(*sends)
@@ -147,23 +144,27 @@ def _loaded(get: Callable[[str], Tops | None], p: int, category: str) -> Tops | 
     return get(f"{p}/{category}")
 
 
-def _chunks(partial: Partial, categories: Sequence[str], max_bytes: int) -> list[dict[str, Any]]:
-    """The lists of ``categories``, exported in groups of at most about ``max_bytes`` of
-    JSON each: a batch can change thousands of categories, and one message of them all
-    would pass the broker's 1 MB limit."""
-    out: list[dict[str, Any]] = []
-    group: dict[str, Any] = {}
+def _partials_messages(p: int, part: PartitionState, categories: Sequence[str]) -> list[bytes]:
+    """Trending-partials messages of ``categories``' lists, each of at most about
+    ``MAX_PARTIALS_BYTES``: a batch can change thousands of categories, and one message
+    of them all would pass the broker's 1 MB limit. Most batches fit in one, encoded once.
+    """
+    exported = part.partial.export(categories)
+    if not exported:
+        return []
+    whole = orjson.dumps({"p": p, "t": part.max_ts, "c": exported})
+    if len(whole) <= MAX_PARTIALS_BYTES:
+        return [whole]
+    groups: list[dict[str, Any]] = [{}]
     size = 0
-    for cat, lists in partial.export(categories).items():
+    for cat, lists in exported.items():
         n = len(orjson.dumps(lists)) + len(cat) + 8
-        if group and size + n > max_bytes:
-            out.append(group)
-            group, size = {}, 0
-        group[cat] = lists
+        if groups[-1] and size + n > MAX_PARTIALS_BYTES:
+            groups.append({})
+            size = 0
+        groups[-1][cat] = lists
         size += n
-    if group:
-        out.append(group)
-    return out
+    return [orjson.dumps({"p": p, "t": part.max_ts, "c": g}) for g in groups]
 
 
 def _current(result: BatchResult, agg: AggregateItems, item: str) -> ItemState | None:

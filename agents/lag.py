@@ -14,11 +14,20 @@ from streams.topics import TopicSpec, build_topics
 
 def input_topics(settings: Settings) -> list[TopicSpec]:
     """Topics the workers of this version consume."""
+    return [topic for stage in stages(settings) for topic in stage]
+
+
+def stages(settings: Settings) -> list[list[TopicSpec]]:
+    """The input topics in pipeline order: each stage's agents write what the next read
+    before they commit their own input."""
     t = build_topics(settings)
-    topics = [t.interactions, t.catalog, t.item_deltas, t.trending_partials]
-    if settings.split:  # the experiment agents run only while an A/B test is set up
-        topics += [t.impressions, t.outcomes]
-    return topics
+    sources = [t.interactions, t.catalog]
+    derived = [t.item_deltas]
+    if settings.split:
+        # the experiment agents run only while an A/B test is set up
+        sources.append(t.impressions)
+        derived.append(t.outcomes)
+    return [sources, derived, [t.trending_partials]]
 
 
 def log_ends(
@@ -74,14 +83,7 @@ def _lag_snapshot(
     security: Mapping[str, str] | None,
 ) -> tuple[dict[str, int], float]:
     """The lag per topic, and the monotonic time by which its committed offsets were read."""
-    consumer = Consumer(
-        {
-            "bootstrap.servers": bootstrap,
-            "group.id": group,
-            "enable.auto.commit": False,
-            **(security or {}),
-        }
-    )
+    consumer = _consumer(bootstrap, group, security)
     try:
         tps = [TopicPartition(t.name, p) for t in topics for p in range(t.partitions)]
         done: dict[tuple[str, int], int] = {}
@@ -121,18 +123,6 @@ def caught_up_at(settings: Settings, timeout: float, poll_s: float = 0.5) -> flo
     here, a tenth of a short bench run.
     """
     return _caught_up(settings, timeout, poll_s, None)[1]
-
-
-def stages(settings: Settings) -> list[list[TopicSpec]]:
-    """The input topics in pipeline order: each stage's agents write what the next read
-    before they commit their own input."""
-    t = build_topics(settings)
-    sources = [t.interactions, t.catalog]
-    derived = [t.item_deltas]
-    if settings.split:
-        sources.append(t.impressions)
-        derived.append(t.outcomes)
-    return [sources, derived, [t.trending_partials]]
 
 
 def wait_past_now(

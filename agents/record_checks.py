@@ -1,7 +1,7 @@
 """Checks of a decoded record against where and when it arrived, beyond its schema.
 
-The schema (``schemas/``) judges a record's bytes alone. These judge it against its
-Kafka key, its partition and the worker's clock; each failure raises the
+The schema (``schemas/``) judges a record's bytes and its key (``schemas.codec.check_key``).
+These judge it against its partition and the worker's clock; each failure raises the
 :class:`DecodeError` that sends the record to its dead-letter topic.
 """
 
@@ -11,17 +11,6 @@ import time
 
 from schemas.errors import DecodeError
 from streams.partitioning import partition_for
-
-KEY_SHOWN = 64  # bytes of a mismatched key quoted in the error
-
-
-def check_key(key: bytes | None, expected: str, field: str) -> None:
-    """The record's key must be its ``field`` (the id that partitions its state)."""
-    if key is None or key != expected.encode():
-        shown = key if key is None or len(key) <= KEY_SHOWN else key[:KEY_SHOWN] + b"..."
-        raise DecodeError(
-            "key_mismatch", f"message key {shown!r} must equal {field} {expected!r}", field
-        )
 
 
 def check_partition(partition: int, user_id: str, partitions: int) -> None:

@@ -68,10 +68,20 @@ _DECODERS = {
 }
 
 
+KEY_SHOWN = 64  # bytes of a mismatched key quoted in the error
+
+
+def check_key(key: bytes | None, expected: str, field: str) -> None:
+    """The record's key must be its ``field`` (the id that partitions its state)."""
+    if key is None or key != expected.encode():
+        shown = key if key is None or len(key) <= KEY_SHOWN else key[:KEY_SHOWN] + b"..."
+        raise DecodeError(
+            "key_mismatch", f"message key {shown!r} must equal {field} {expected!r}", field
+        )
+
+
 def check_record(kind: str, key: bytes | None, value: bytes | None, max_bytes: int) -> None:
     """Raise the :class:`DecodeError` ingest would give a ``kind`` record (key rule included)."""
     event = _DECODERS[kind](value, max_bytes)
     field = _KEYED_BY[kind]
-    ident: str = getattr(event, field)
-    if key != ident.encode():
-        raise DecodeError("key_mismatch", f"message key {key!r} must equal {field}", field)
+    check_key(key, getattr(event, field), field)

@@ -124,20 +124,16 @@ def _check_object(field: Field, value: Any) -> dict[str, Any]:
     return value
 
 
-def _check_id_list(field: Field, value: Any) -> tuple[str, ...]:
+def _check_list(field: Field, value: Any, expected: str = "a list") -> list[Any]:
     if not isinstance(value, list):
-        raise _wrong(field, "a list of ids", value)
-    if len(value) > field.max_items:
-        raise DecodeError("bad_value", f"more than {field.max_items} items", field.name)
-    return tuple(_check_id(field, v) for v in value)
-
-
-def _check_list(field: Field, value: Any) -> list[Any]:
-    if not isinstance(value, list):
-        raise _wrong(field, "a list", value)
+        raise _wrong(field, expected, value)
     if len(value) > field.max_items:
         raise DecodeError("bad_value", f"more than {field.max_items} items", field.name)
     return value
+
+
+def _check_id_list(field: Field, value: Any) -> tuple[str, ...]:
+    return tuple(_check_id(field, v) for v in _check_list(field, value, "a list of ids"))
 
 
 _CHECKERS = {

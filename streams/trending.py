@@ -133,8 +133,8 @@ class Partial:
         """Inverse of :meth:`to_dict`."""
         part = cls(data["k"])
         for cat, lists in data["all"].items():
-            part.trending[cat] = TopK(part.k, {i: s for i, s in lists["t"]})
-            part.popular[cat] = TopK(part.k, {i: s for i, s in lists["p"]})
+            tops = Tops.from_dict({"k": part.k, **lists})
+            part.trending[cat], part.popular[cat] = tops.trending, tops.popular
         return part
 
 

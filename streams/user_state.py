@@ -178,9 +178,8 @@ class UserState:
             if prev.item_id == event.item_id:
                 # A removal from the cart resets the item's type, unless it is older than
                 # what the item's type came from (it arrived late).
-                late_removal = event.type == REMOVE_FROM_CART and event.ts < prev.ts
                 if _RANK[prev.type] > _RANK[kept] and (
-                    event.type != REMOVE_FROM_CART or late_removal
+                    event.type != REMOVE_FROM_CART or event.ts < prev.ts
                 ):
                     kept = prev.type
                 ts = max(ts, prev.ts)  # a late event does not make the item older

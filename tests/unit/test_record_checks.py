@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from agents.record_checks import check_key, check_not_ahead, check_partition
+from agents.record_checks import check_not_ahead, check_partition
+from schemas.codec import check_key
 from schemas.errors import DecodeError
 from streams.partitioning import partition_for
 
