@@ -25,7 +25,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from importlib import resources
 from typing import Any
-from urllib.parse import parse_qsl
+from urllib.parse import unquote, unquote_to_bytes
 
 import orjson
 from redis.exceptions import RedisError
@@ -112,6 +112,43 @@ def check_recent(req: Request) -> list[str]:
     return [check_id(i, "recent") for i in ids]
 
 
+# The server decodes a path's bytes as UTF-8 with replacement: %FF and %FE would both
+# read the id "\ufffd", an id the caller never sent. Such input is refused instead.
+NOT_UTF8 = "is not valid UTF-8 once percent-decoded"
+
+
+def _utf8_path(scope: Scope) -> bool:
+    """Whether the request's path is valid UTF-8 once percent-decoded."""
+    raw: bytes | None = scope.get("raw_path")
+    if raw is None:  # the server does not give it: trust its decoding
+        return True
+    try:
+        unquote_to_bytes(raw).decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
+
+
+def parse_query(raw: bytes) -> dict[str, str]:
+    """The query string's parameters, as ``parse_qsl`` reads them (the last of a repeated
+    name wins, an empty value is no value), except that a name or value that is not
+    UTF-8 once percent-decoded is refused, naming the parameter."""
+    query: dict[str, str] = {}
+    for pair in raw.split(b"&"):
+        name_b, _, value_b = pair.partition(b"=")
+        if value_b:
+            name = _decode(name_b, "query")
+            query[name] = _decode(value_b, name)
+    return query
+
+
+def _decode(part: bytes, parameter: str) -> str:
+    try:
+        return unquote(part.replace(b"+", b" ").decode("utf-8"), errors="strict")
+    except UnicodeDecodeError:
+        raise InvalidParameter(parameter, f"{parameter} {NOT_UTF8}") from None
+
+
 log = logging.getLogger(__name__)
 TRENDING_REFRESH_S = 5.0
 
@@ -186,8 +223,11 @@ class HttpApi:
         if scope["method"] != "GET":
             refused = _error(405, "method_not_allowed", "only GET is served")
             return found[0], dataclasses.replace(refused, headers=((b"allow", b"GET"),))
-        query = dict(parse_qsl(scope["query_string"].decode("latin-1")))
         try:
+            if param and not _utf8_path(scope):
+                name = found[0].split("{", 1)[1].split("}", 1)[0]
+                raise InvalidParameter(name, f"{name} {NOT_UTF8}")
+            query = parse_query(scope["query_string"])
             return found[0], await found[1](Request(param, query))
         except InvalidParameter as exc:
             return found[0], _error(422, "invalid_parameter", exc.detail, parameter=exc.parameter)

@@ -156,6 +156,9 @@ async def test_ids_with_slashes_colons_and_unicode(api: Api, seeded: Settings) -
     body = await get(api, "/recommendations/a%2Fb:c%C3%A9?k=1")
     assert body["user_id"] == "a/b:cé"
     assert body["sources"] == ["trending"]
+    # U+FFFD sent as its UTF-8 bytes is an id like any other.
+    replacement = await get(api, "/recommendations/%EF%BF%BD?k=1&category=&recent=%C3%A9")
+    assert replacement["user_id"] == "\ufffd"
 
 
 @pytest.mark.parametrize(
@@ -176,6 +179,12 @@ async def test_ids_with_slashes_colons_and_unicode(api: Api, seeded: Settings) -
         ("/recommendations/u1?recent=i1,%7F", "recent"),
         ("/items/" + "y" * 300 + "/also-bought", "item_id"),
         ("/items/i1/also-bought?k=1000", "k"),
+        # Not UTF-8 once decoded: the server would read both as the id "\ufffd".
+        ("/recommendations/u%FF", "user_id"),
+        ("/items/i%FE/also-bought", "item_id"),
+        ("/api/users/%C3", "user_id"),
+        ("/recommendations/u1?recent=i1,i%FF", "recent"),
+        ("/trending?category=%FE", "category"),
     ],
 )
 async def test_bad_input_is_422_naming_the_parameter(
