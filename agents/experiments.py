@@ -25,9 +25,11 @@ from agents.control import refresh_request
 from agents.dead_letters import DeadLetters
 from agents.faust_batches import records_of
 from agents.publisher import Publisher
+from agents.record_checks import check_not_ahead, check_partition
 from agents.tables import put_all
-from schemas.codec import decode_impression, decode_interaction
+from schemas.codec import check_key, decode_impression, decode_interaction
 from schemas.errors import DecodeError
+from schemas.events import Impression, Interaction
 from streams.attribution import IMPRESSIONS, INTERACTIONS, JoinState
 from streams.drift import Alert, DriftMonitor
 from streams.experiment_report import Group, Totals, encode_groups
@@ -56,7 +58,10 @@ class AttributeOutcomes:
     def _state(self, p: int, touched: dict[int, JoinState]) -> JoinState:
         if p not in touched:
             window_ms = int(self.settings.ab_window_s * 1000)
-            touched[p] = self.states.get(str(p)) or JoinState(window_ms)
+            state = self.states.get(str(p)) or JoinState(window_ms)
+            # The window is a setting: a restored state takes the one configured now.
+            state.window_ms = window_ms
+            touched[p] = state
         return touched[p]
 
     async def handle(self, events: Sequence[Any]) -> None:
@@ -92,16 +97,20 @@ class AttributeOutcomes:
         await put_all((self.states, p, str(p), st) for p, st in touched.items())
 
     def _apply(self, state: JoinState, is_imp: bool, msg: Any) -> list[Any]:
-        limit = self.settings.max_event_bytes
-        if is_imp:
-            imp = decode_impression(msg.value, limit)
-            if msg.key != imp.user_id.encode():
-                raise DecodeError("key_mismatch", "message key must equal user_id", "user_id")
-            return state.impression(imp)
-        ev = decode_interaction(msg.value, limit)
-        if msg.key != ev.user_id.encode():
-            raise DecodeError("key_mismatch", "message key must equal user_id", "user_id")
-        return state.interaction(ev)
+        s = self.settings
+        event: Impression | Interaction = (
+            decode_impression(msg.value, s.max_event_bytes)
+            if is_imp
+            else decode_interaction(msg.value, s.max_event_bytes)
+        )
+        # The checks ingest makes of interactions: the join is per user partition, and
+        # an impression dated far ahead would keep every later list from closing.
+        check_key(msg.key, event.user_id, "user_id")
+        check_partition(msg.partition, event.user_id, s.partitions)
+        check_not_ahead(event.ts, s.max_future_s)
+        if isinstance(event, Impression):
+            return state.impression(event)
+        return state.interaction(event)
 
 
 @dataclass
