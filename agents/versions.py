@@ -12,6 +12,7 @@ import dataclasses
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import click
 import redis
@@ -25,10 +26,11 @@ from agents.redis_scan import each_key
 from infra.workers import WorkerProcess
 from schemas.errors import KapparecError
 from streams.security import librdkafka_security, redis_options
-from streams.serving import Keys
+from streams.serving import ITEM_META, POPULAR, SIMILAR, TRENDING, USER, Keys
 from streams.settings import Settings, require
 from streams.timeindex import first_offset_at
 from streams.topics import build_topics
+from streams.user_state import BOUGHT, VIEWED
 
 
 class VersionError(KapparecError):
@@ -236,7 +238,7 @@ def promote(settings: Settings, version: int, force: bool = False) -> int | None
     old_raw = r.getset(new.active, str(version))
     old = int(old_raw) if old_raw is not None else None
     if old != version:
-        _keep_records(r, new)
+        _keep_records(r, new, settings)
     if old is not None and old != version:
         expired = _expire_version(r, Keys(settings.namespace, old), settings.version_ttl_s)
         click.echo(f"v{old}: {expired} keys expire in {settings.version_ttl_s}s")
@@ -293,13 +295,31 @@ def retire(
     return expired, deleted, group
 
 
-def _keep_records(r: redis.Redis, keys: Keys) -> None:
-    """Clear the TTL that retiring gave the version's keys that no worker may rewrite:
-    the catalogue records (no TTL of their own), the A/B report and the alerts (written
-    only when a new report or alert comes, each time with ``version_ttl_s``). A version
-    promoted again (a rollback, or one retired and then promoted) would otherwise lose
-    them; its lists get their own TTL back when they are next written."""
-    each_key(r, keys.item_meta("*"), lambda pipe, key: pipe.persist(key))
+def _keep_records(r: redis.Redis, keys: Keys, settings: Settings) -> None:
+    """Undo what retiring did to a version promoted again (a rollback, or one retired
+    and then promoted): it cut every key's TTL to ``version_ttl_s``.
+
+    The catalogue records (no TTL of their own), the A/B report and the alerts (written
+    only when a new report or alert comes) lose the TTL. The lists get their own TTL
+    back (``user_ttl_s``, ``item_ttl_s``), counted from now: a quiet user's list would
+    otherwise go after ``version_ttl_s``, not ``user_ttl_s``. A TTL is lengthened,
+    never shortened. Worker gauges and the meta record keep theirs.
+    """
+    extend = r.register_script(_EXPIRE_LATER)
+    ttls = {USER: settings.user_ttl_s}
+    ttls |= dict.fromkeys((BOUGHT, VIEWED, SIMILAR, TRENDING, POPULAR), settings.item_ttl_s)
+
+    def restore(pipe: Any, key: bytes) -> None:
+        try:
+            kind, _ = keys.parse(key.decode())
+        except (UnicodeDecodeError, ValueError):
+            return  # not a list or a catalogue record (gauges, the A/B report, ...)
+        if kind == ITEM_META:
+            pipe.persist(key)
+        elif kind in ttls:
+            extend(keys=[key], args=[ttls[kind]], client=pipe)
+
+    each_key(r, keys.prefix + "*", restore)
     r.persist(keys.metrics_ab())
     r.persist(keys.alerts())
 
@@ -309,6 +329,16 @@ def _keep_records(r: redis.Redis, keys: Keys) -> None:
 _EXPIRE_SOONER = """
 local left = redis.call('TTL', KEYS[1])
 if left == -1 or left > tonumber(ARGV[1]) then
+    return redis.call('EXPIRE', KEYS[1], ARGV[1])
+end
+return 0
+"""
+
+
+# The other way round: EXPIRE ... GT, for a key that has a TTL (one without keeps none).
+_EXPIRE_LATER = """
+local left = redis.call('TTL', KEYS[1])
+if left >= 0 and left < tonumber(ARGV[1]) then
     return redis.call('EXPIRE', KEYS[1], ARGV[1])
 end
 return 0

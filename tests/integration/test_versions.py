@@ -226,10 +226,20 @@ def test_retire_lets_a_version_that_is_not_live_go(
         assert r.ttl(k1.item_meta("42")) == -1
         assert r.get(k1.active) == b"1"
 
-        # promoted after all: its catalogue records are kept again (its lists keep the
-        # version TTL until they are next written)
+        # promoted after all: its catalogue records are kept again, and its lists get
+        # their own TTL back (lengthened only)
+        r.set(k2.bought("42"), b"{}", ex=v1.version_ttl_s)
+        r.set(k2.trending(), b"{}", ex=v1.version_ttl_s)
+        r.set(k2.item_meta("7"), b"{}", ex=v1.version_ttl_s)
+        r.set(f"{k2.prefix}metrics:worker", b"{}", ex=30)  # a gauge keeps its short TTL
         assert promote(v1, 2, force=True) == 1
         assert r.ttl(k2.item_meta("42")) == -1
+        assert r.ttl(k2.item_meta("7")) == -1
+        assert v1.version_ttl_s < r.ttl(k2.user("7")) <= v1.user_ttl_s
+        assert v1.version_ttl_s < r.ttl(k2.bought("42")) <= v1.item_ttl_s
+        assert v1.version_ttl_s < r.ttl(k2.trending()) <= v1.item_ttl_s
+        assert r.ttl(f"{k2.prefix}metrics:worker") <= 30
+        assert 0 < r.ttl(k2.meta()) <= v1.version_ttl_s
         assert 0 < r.ttl(k1.item_meta("42")) <= v1.version_ttl_s
     finally:
         r.close()
