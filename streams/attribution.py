@@ -5,7 +5,9 @@ click, cart or purchase of a shown item within ``window_ms`` (event time) after 
 list was shown is attributed to the most recent such list of that user. Impressions
 and interactions arrive on two topics whose relative order is not guaranteed, so an
 interaction that names an unknown list, or finds none, is held until the list arrives
-or the window has passed.
+or the window has passed. One without a ``request_id`` waits, besides, until the
+impressions have reached its time: which list is "the most recent before it" must not
+depend on whether a later-shown list arrived before or after it.
 
 The state emits *records*, small JSON-ready lists aggregated elsewhere:
 
@@ -21,6 +23,7 @@ the two topics, so a list is closed only once both inputs have moved past its wi
 
 from __future__ import annotations
 
+import heapq
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -78,6 +81,11 @@ class Held:
         return [self.user_id, self.item_id, self.type, self.ts, self.request_id]
 
 
+# A click without request id that came before the impressions reached its time, as
+# ``(ts, user_id, item_id, type)``: a heap entry (no None in it, so entries compare).
+Early = tuple[int, str, str, str]
+
+
 @dataclass(slots=True)
 class JoinState:
     """Open lists, held interactions, watermarks and applied offsets of one partition."""
@@ -89,6 +97,7 @@ class JoinState:
     offsets: dict[str, int] = field(default_factory=dict)  # topic kind -> last offset applied
     swept: int = -1  # horizon of the last sweep of held interactions
     by_user: dict[str, list[str]] = field(default_factory=dict)  # open request ids per user
+    early: list[Early] = field(default_factory=list)  # heap, by event time
 
     def __post_init__(self) -> None:
         if not self.by_user:
@@ -128,14 +137,23 @@ class JoinState:
     def interaction(self, ev: Interaction) -> list[Record]:
         """A user acted on an item; attribute it now, or hold it until its list shows up."""
         out: list[Record] = []
-        if ev.type in ENGAGED or (ev.type == VIEW and ev.request_id):
-            h = Held(ev.user_id, ev.item_id, ev.type, ev.ts, ev.request_id)
-            target = self._match(h)
-            if target is None:
-                self.held.setdefault(h.user_id, []).append(h)
+        if not ev.request_id and ev.type in ENGAGED:
+            if ev.ts > self.latest.get(IMPRESSIONS, -1):
+                # A list shown before it may still be on its way: wait for the impressions.
+                heapq.heappush(self.early, (ev.ts, ev.user_id, ev.item_id, ev.type))
             else:
-                out += self._engage(target, h)
+                out += self._attribute(Held(ev.user_id, ev.item_id, ev.type, ev.ts, None))
+        elif ev.request_id and (ev.type in ENGAGED or ev.type == VIEW):
+            out += self._attribute(Held(ev.user_id, ev.item_id, ev.type, ev.ts, ev.request_id))
         return out + self._advance(INTERACTIONS, ev.ts)
+
+    def _attribute(self, h: Held) -> list[Record]:
+        """Join ``h`` to its list now, or hold it until the list arrives."""
+        target = self._match(h)
+        if target is None:
+            self.held.setdefault(h.user_id, []).append(h)
+            return []
+        return self._engage(target, h)
 
     # --- joining -------------------------------------------------------------------------
 
@@ -188,8 +206,12 @@ class JoinState:
         if ts <= self.latest.get(kind, -1):
             return []
         self.latest[kind] = ts
-        horizon = self.watermark - self.window_ms
         out: list[Record] = []
+        if kind == IMPRESSIONS:  # before any list closes: one of them may be theirs
+            while self.early and self.early[0][0] <= ts:
+                e_ts, user, item, type_ = heapq.heappop(self.early)
+                out += self._attribute(Held(user, item, type_, e_ts, None))
+        horizon = self.watermark - self.window_ms
         # Arrival order is close to event-time order; stopping at the first open list
         # keeps this O(closed), at the cost of closing a late list a little late.
         for rid in list(self.shown):
@@ -225,6 +247,7 @@ class JoinState:
             "l": self.latest,
             "o": self.offsets,
             "x": self.swept,
+            "e": [list(e) for e in self.early],
         }
 
     @classmethod
@@ -234,6 +257,9 @@ class JoinState:
         held: dict[str, list[Held]] = {}
         for v in d["h"]:
             held.setdefault(v[0], []).append(Held(*v))
+        early: list[Early] = [(e[0], e[1], e[2], e[3]) for e in d.get("e", ())]
+        heapq.heapify(early)
         return cls(
-            d["w"], {s.request_id: s for s in shown}, held, dict(d["l"]), dict(d["o"]), d["x"]
-        )
+            d["w"], {s.request_id: s for s in shown}, held, dict(d["l"]), dict(d["o"]), d["x"],
+            early=early,
+        )  # fmt: skip

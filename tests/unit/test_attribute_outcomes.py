@@ -107,9 +107,9 @@ class _Handler:
                 "ts": ts, "variant": "A", "sources": ["t"] * len(items)}  # fmt: skip
         return self._record(IMPRESSIONS, user, body, partition)
 
-    def acted(self, user: str, item: str, ts: int, type_: str = "click") -> Any:
+    def acted(self, user: str, item: str, ts: int, type_: str = "click", rid: str = "") -> Any:
         body = {"event_id": f"e-{user}-{item}-{ts}", "user_id": user, "item_id": item,
-                "type": type_, "ts": ts}  # fmt: skip
+                "type": type_, "ts": ts, **({"request_id": rid} if rid else {})}  # fmt: skip
         return self._record(INTERACTIONS, user, body, None)
 
     def run(self, *events: Any) -> None:
@@ -121,7 +121,7 @@ class _Handler:
 
 def test_a_click_within_the_window_is_attributed_to_the_list_shown() -> None:
     h = _Handler()
-    h.run(h.shown("r1", "u1", ["i1", "i2"], NOW), h.acted("u1", "i2", NOW + 5_000))
+    h.run(h.shown("r1", "u1", ["i1", "i2"], NOW), h.acted("u1", "i2", NOW + 5_000, rid="r1"))
     assert h.outcomes.records == [
         ["imp", "A", ["trending", "trending"]],
         ["clk", "A", "trending", True],
@@ -152,6 +152,6 @@ def test_a_restored_join_state_takes_the_window_configured_now() -> None:
     p = partition_for("u1", PARTITIONS)
     states[str(p)] = JoinState(window_ms=1_000)
     h = _Handler(window_s=60, states=states)
-    h.run(h.shown("r1", "u1", ["i1"], NOW), h.acted("u1", "i1", NOW + 30_000))
+    h.run(h.shown("r1", "u1", ["i1"], NOW), h.acted("u1", "i1", NOW + 30_000, rid="r1"))
     assert "clk" in h.kinds()
     assert states[str(p)].window_ms == 60_000  # and it is saved with it

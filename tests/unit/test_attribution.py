@@ -47,11 +47,40 @@ def test_window_join_takes_the_latest_list_within_the_window() -> None:
     j = JoinState(W)
     j.impression(imp("r1", "u", ["x"], 1000, "A"))
     j.impression(imp("r2", "u", ["x"], 3000, "B"))
-    assert j.interaction(act("u", "x", 4000)) == [["clk", "B", "bought", True]]
+    # impressions have not reached 4000 yet: a list shown before the click may be late
+    assert j.interaction(act("u", "x", 4000)) == []
+    assert j.impression(imp("r3", "v", ["y"], 4000)) == [
+        ["imp", "A", ["bought"]], ["clk", "B", "bought", True],
+    ]  # fmt: skip
+    # within the impressions' time: at once
+    assert j.interaction(act("v", "y", 4000)) == [["clk", "A", "bought", True]]
     # outside the window of either list: not attributed (held, then dropped)
-    assert j.interaction(act("u", "x", 3000 + W + 1)) == []
+    j.interaction(act("u", "x", 3000 + W + 1))
+    assert [r for r in j.impression(imp("r4", "v", ["y"], 3000 + W + 1)) if r[0] == "clk"] == []
     # a plain view without request id is not a click-through
     assert j.interaction(act("u", "x", 3500, "view")) == []
+
+
+def test_a_click_without_request_id_goes_to_the_same_list_whatever_the_interleaving() -> None:
+    """Impressions and interactions are two topics: Kafka orders each, not the two.
+    Every interleaving that keeps each topic's order gives the same records."""
+    shown = [imp("r1", "u", ["x", "y"], 1000, "A"), imp("r2", "u", ["x"], 3000, "B"),
+             imp("r3", "v", ["x"], 3500, "A"), imp("r4", "w", ["z"], 9000, "B")]  # fmt: skip
+    acted = [act("u", "x", 2000), act("u", "x", 4000), act("v", "x", 3600, "purchase"),
+             act("u", "y", 5000), act("w", "q", 9500)]  # fmt: skip
+    rng = random.Random(7)
+    seen = set()
+    for _ in range(200):
+        order = [0] * len(shown) + [1] * len(acted)
+        rng.shuffle(order)
+        j, queues, out = JoinState(W), [list(shown), list(acted)], []
+        for side in order:
+            ev = queues[side].pop(0)
+            out += j.impression(ev) if side == 0 else j.interaction(ev)
+        seen.add(repr(sorted(map(repr, (r for r in out if r[0] in ("clk", "cnv"))))))
+    assert len(seen) == 1
+    (only,) = seen
+    assert "'clk', 'B', 'bought', True" in only and "'clk', 'A', 'bought', True" in only
 
 
 def test_click_before_its_impression_is_held_then_joined() -> None:
