@@ -19,6 +19,7 @@ import redis
 from tqdm import tqdm
 
 from streams.export import CSV_HEADER, Segment, csv_rows, jsonl_line
+from streams.security import redis_options
 from streams.serving import Keys, decode_user, name_categories
 from streams.settings import Settings, require
 
@@ -45,7 +46,7 @@ def export_lists(
     require(settings, "redis_url")
     if fmt not in FORMATS:
         raise ValueError(f"format must be one of {', '.join(FORMATS)}")
-    client = redis.Redis.from_url(settings.redis_url)
+    client = redis.Redis.from_url(settings.redis_url, **redis_options(settings))
     scanned = written = 0
     try:
         keys = Keys(settings.namespace, active_version(client, settings.namespace))

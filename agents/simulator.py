@@ -25,8 +25,9 @@ from agents.reader import Reader, ReadResult
 from schemas.errors import KapparecError
 from schemas.events import CLICK, Impression, Interaction
 from streams.experiments import from_settings
+from streams.security import redis_options
 from streams.serving import Keys
-from streams.settings import Settings, require
+from streams.settings import Settings, env_name, require
 from streams.simulation import Event, Preference, Shopper
 
 CONCURRENT_READS = 16  # like a frontend fleet's connection pool, not one socket per request
@@ -53,7 +54,7 @@ class SimulationSummary:
 
 async def find_users(settings: Settings, limit: int) -> list[str]:
     """Up to ``limit`` users that have a published list in the active version."""
-    redis = connect(settings.redis_url, retries=2)
+    redis = connect(settings.redis_url, retries=2, **redis_options(settings))
     try:
         version = await Reader(redis, settings.namespace).version()
         prefix = Keys(settings.namespace, version).user("")
@@ -105,16 +106,27 @@ def simulate(
     require(settings, "kafka_bootstrap", "redis_url")
     if not users:
         raise KapparecError("no users to simulate: produce events first (kapparec produce)")
+    now = int(time.time() * 1000)
+    clock = now if start_ms is None else start_ms
+    ahead_s = (clock + requests * step_ms - now) / 1000
+    if settings.max_future_s and ahead_s > settings.max_future_s:
+        raise KapparecError(
+            f"the simulated clock would end {ahead_s:,.0f} s ahead of now (--requests x "
+            f"--step-ms), and workers dead-letter events over {env_name('max_future_s')}="
+            f"{settings.max_future_s} s ahead: lower them"
+        )
     rng = random.Random(seed)
     shopper = Shopper(rng)
     summary = SimulationSummary()
-    clock = int(time.time() * 1000) if start_ms is None else start_ms
+    # The seed fixes the behaviour; ids are new at every run, or a second run's events
+    # would be dropped as repeats of the first's (by event id and by request id).
+    run_id = uuid.uuid4().hex[:12]
     started = time.monotonic()
     bar = tqdm(total=requests, unit="req", disable=None if progress else True, file=sys.stderr)
 
     async def run() -> None:
         nonlocal clock
-        redis = connect(settings.redis_url, retries=2)
+        redis = connect(settings.redis_url, retries=2, **redis_options(settings))
         reader = Reader(redis, settings.namespace)
         try:
             done = 0
@@ -123,7 +135,7 @@ def simulate(
                 events: list[Event] = []
                 for n, (u, rows, variant) in enumerate(await _show(reader, settings, batch, k)):
                     now_pref = pref if shift_at is None or done + n < shift_at else shifted or pref
-                    rid = uuid.UUID(int=rng.getrandbits(128)).hex
+                    rid = f"{run_id}-{done + n}"
                     events += shopper.respond(u, rows, variant, rid, clock, now_pref)
                     clock += step_ms
                 _tally(summary, events)
