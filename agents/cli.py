@@ -49,8 +49,12 @@ def main() -> None:
 
 
 @main.command()
-@click.option("--kafka-port", type=int, help="broker port (default: a free port)")
-@click.option("--redis-port", type=int, help="Redis port (default: a free port)")
+@click.option(
+    "--kafka-port", type=click.IntRange(1, 65_535), help="broker port (default: a free port)"
+)
+@click.option(
+    "--redis-port", type=click.IntRange(1, 65_535), help="Redis port (default: a free port)"
+)
 @friendly
 def up(kafka_port: int | None, redis_port: int | None) -> None:
     """Start the embedded broker and Redis (idempotent)."""
@@ -108,11 +112,17 @@ def worker() -> None:
 @main.command()
 @click.argument("path", required=False, type=click.Path(exists=True, path_type=Path))
 @click.option("--format", "fmt", type=click.Choice(["rees46", "movielens", "jsonl"]))
-@click.option("--synthetic", type=int, help="send N synthetic interactions instead of a file")
-@click.option("--users", default=1_000, show_default=True, help="synthetic users")
-@click.option("--items", default=500, show_default=True, help="synthetic items")
+@click.option(
+    "--synthetic", type=click.IntRange(1), help="send N synthetic interactions instead of a file"
+)
+@click.option(
+    "--users", default=1_000, type=click.IntRange(1), show_default=True, help="synthetic users"
+)
+@click.option(
+    "--items", default=500, type=click.IntRange(1), show_default=True, help="synthetic items"
+)
 @click.option("--seed", default=0, show_default=True, help="synthetic seed")
-@click.option("--limit", type=int, help="stop after N records")
+@click.option("--limit", type=click.IntRange(1), help="stop after N records")
 @friendly
 def produce(
     path: Path | None,
@@ -135,6 +145,9 @@ def produce(
     summary = send(s, events, limit=limit)
     click.echo(str(summary))
     if not summary.ok:
+        sys.exit(1)
+    if not summary.delivered_total and summary.rejected:
+        click.echo("error: no record of the input could be read (check --format)", err=True)
         sys.exit(1)
 
 
@@ -253,7 +266,9 @@ def demo(data_dir: Path | None, users: int) -> None:
 
 
 @main.command()
-@click.option("--version", "version", type=int, required=True, help="the new version number")
+@click.option(
+    "--version", "version", type=click.IntRange(1), required=True, help="the new version number"
+)
 @click.option(
     "--from",
     "start",
@@ -281,7 +296,7 @@ def replay(version: int, start: str, workers: int) -> None:
 
 
 @main.command()
-@click.argument("version", type=int)
+@click.argument("version", type=click.IntRange(1))
 @click.option("--force", is_flag=True, help="promote even if the version is behind")
 @friendly
 def promote(version: int, force: bool) -> None:
@@ -293,7 +308,7 @@ def promote(version: int, force: bool) -> None:
 
 
 @main.command()
-@click.argument("version", type=int)
+@click.argument("version", type=click.IntRange(1))
 @click.option(
     "--topics",
     "drop_topics",

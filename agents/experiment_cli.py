@@ -28,14 +28,25 @@ def _settings() -> Any:
 
 
 @click.command()
-@click.option("--requests", default=2_000, show_default=True, help="lists shown in total")
-@click.option("--users", default=500, show_default=True, help="users with a list, taken by SCAN")
+@click.option(
+    "--requests", default=2_000, type=click.IntRange(1), show_default=True,
+    help="lists shown in total",
+)  # fmt: skip
+@click.option(
+    "--users", default=500, type=click.IntRange(1), show_default=True,
+    help="users with a list, taken by SCAN",
+)  # fmt: skip
 @click.option("--ctr", default="A=0.05,B=0.08", show_default=True, help="list CTR per variant")
 @click.option("--pull", default="", help="relative click pull per source, e.g. trending=2")
 @click.option("--shift-at", type=int, help="change the preference after N requests")
 @click.option("--shift-ctr", default="", help="list CTR per variant after the shift")
-@click.option("--k", default=10, show_default=True, help="list length shown")
-@click.option("--step-ms", default=1_000, show_default=True, help="event time between requests")
+@click.option(
+    "--k", default=10, type=click.IntRange(1, 100), show_default=True, help="list length shown"
+)
+@click.option(
+    "--step-ms", default=1_000, type=click.IntRange(0), show_default=True,
+    help="event time between requests",
+)  # fmt: skip
 @click.option("--seed", default=0, show_default=True)
 def simulate(
     requests: int,
@@ -55,11 +66,14 @@ def simulate(
         from agents.simulator import simulate as run_simulation
         from streams.simulation import Preference, parse_rates
 
-        try:
-            pref = Preference(parse_rates(ctr), source_pull=parse_rates(pull))
-            shifted = Preference(parse_rates(shift_ctr), source_pull=pref.source_pull)
-        except ValueError as exc:
-            raise click.BadParameter(str(exc)) from None
+        rates = {}
+        for hint, raw in (("--ctr", ctr), ("--pull", pull), ("--shift-ctr", shift_ctr)):
+            try:
+                rates[hint] = parse_rates(raw)
+            except ValueError as exc:
+                raise click.BadParameter(str(exc), param_hint=hint) from None
+        pref = Preference(rates["--ctr"], source_pull=rates["--pull"])
+        shifted = Preference(rates["--shift-ctr"], source_pull=pref.source_pull)
         s = _settings()
         found = asyncio.run(find_users(s, users))
         click.echo(f"{len(found)} user(s) with a list", err=True)
@@ -102,10 +116,11 @@ def ab(alerts: int) -> None:
         import redis
 
         from agents.export import active_version
+        from streams.security import redis_options
         from streams.serving import Keys
 
         s = _settings()
-        client = redis.Redis.from_url(s.redis_url)
+        client = redis.Redis.from_url(s.redis_url, **redis_options(s))
         try:
             keys = Keys(s.namespace, active_version(client, s.namespace))
             raw = client.get(keys.metrics_ab())

@@ -307,7 +307,7 @@ def _require_topic(producer: Producer, topic: str, bootstrap: str) -> set[str]:
     if topic not in names:
         raise TopicMissing(
             f"topic {topic!r} does not exist on {bootstrap}; create the topics first "
-            "(agents.admin.ensure_topics, or `kapparec up` for the embedded stack)"
+            "(`kapparec topics`, or start a worker: it creates them)"
         )
     return names
 

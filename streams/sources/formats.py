@@ -7,7 +7,7 @@ from pathlib import Path
 
 from streams.sources.jsonl import read_jsonl
 from streams.sources.movielens import movielens_dir, read_movielens
-from streams.sources.records import SourceFormatError, SourceRecord
+from streams.sources.records import BOM, SourceFormatError, SourceRecord
 from streams.sources.rees46 import COLUMNS, read_rees46
 
 REES46 = "rees46"
@@ -27,7 +27,7 @@ def detect_format(path: str | Path) -> str:
     with open(target, "rb") as fh:
         first = b""
         for line in fh:
-            first = line.strip()
+            first = line.removeprefix(BOM).strip()
             if first:
                 break
     if first.startswith(b"{"):

@@ -24,7 +24,7 @@ from schemas.codec import (
 )
 from schemas.errors import DecodeError
 from schemas.events import CatalogItem, Impression
-from streams.sources.records import SourceError, SourceEvent, SourceRecord
+from streams.sources.records import BOM, SourceError, SourceEvent, SourceRecord
 
 _DECODERS: dict[str, Callable[[bytes, int], SourceEvent]] = {
     "interaction": decode_interaction,
@@ -45,7 +45,7 @@ def read_jsonl(path: str | Path, max_bytes: int = DEFAULT_MAX_BYTES) -> Iterator
     source = str(path)
     with open(path, "rb") as fh:
         for line_no, raw in enumerate(fh, start=1):
-            line = raw.strip()
+            line = (raw.removeprefix(BOM) if line_no == 1 else raw).strip()
             if not line:
                 continue
             try:

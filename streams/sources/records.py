@@ -4,8 +4,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from schemas.errors import KapparecError
 from schemas.events import CatalogItem, Impression, Interaction
 
+# The UTF-8 byte order mark some tools (spreadsheet exports) put before the first line.
+BOM = b"\xef\xbb\xbf"
 SourceEvent = Interaction | Impression | CatalogItem
 
 
@@ -27,5 +30,5 @@ class SourceError:
 SourceRecord = SourceEvent | SourceError
 
 
-class SourceFormatError(ValueError):
+class SourceFormatError(KapparecError, ValueError):
     """A whole input is unusable (missing file, wrong header); no event can be read from it."""

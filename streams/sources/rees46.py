@@ -29,7 +29,7 @@ from schemas.events import (
     CatalogItem,
     Interaction,
 )
-from streams.sources.records import SourceError, SourceFormatError
+from streams.sources.records import BOM, SourceError, SourceFormatError
 
 COLUMNS = (
     "event_time",
@@ -65,7 +65,7 @@ def read_rees46(path: str | Path) -> Iterator[CatalogItem | Interaction | Source
     """Catalog records and interactions of a REES46 CSV file, in file order."""
     source = str(path)
     with open(path, "rb") as fh:
-        index, width = _column_index(fh.readline(), source)
+        index, width = _column_index(fh.readline().removeprefix(BOM), source)
         seen: dict[str, CatalogFields] = {}
         for line_no, raw in enumerate(fh, start=2):
             if not raw.strip():

@@ -248,3 +248,20 @@ def test_detect_format(tmp_path: Path, rees46_file: Path) -> None:
         detect_format(write(tmp_path / "x.txt", ["hello"]))
     with pytest.raises(SourceFormatError):
         detect_format(tmp_path / "missing")
+
+
+def test_a_byte_order_mark_before_the_first_line_is_not_part_of_it(
+    tmp_path: Path, rees46_file: Path
+) -> None:
+    """Spreadsheet tools often save UTF-8 with a BOM; the header and first record stay
+    readable, with the same records as without it."""
+    csv_bom = tmp_path / "bom.csv"
+    csv_bom.write_bytes(b"\xef\xbb\xbf" + rees46_file.read_bytes())
+    assert detect_format(csv_bom) == "rees46"
+    events = [e for e in read_events(csv_bom) if not isinstance(e, SourceError)]
+    assert events == [e for e in read_rees46(rees46_file) if not isinstance(e, SourceError)]
+    assert events[0] == next(read_rees46(rees46_file))
+    jsonl_bom = tmp_path / "bom.jsonl"
+    jsonl_bom.write_bytes(b'\xef\xbb\xbf{"kind":"catalog","item_id":"i","ts":1}\n')
+    assert detect_format(jsonl_bom) == "jsonl"
+    assert [type(r) for r in read_events(jsonl_bom)] == [CatalogItem]
