@@ -51,16 +51,21 @@ class DriftMonitor:
         adwin = self.detectors.get(k)
         if adwin is None:
             adwin = self.detectors[k] = ADWIN(delta=self.delta)  # type: ignore[no-untyped-call]
-        before = adwin.estimation
+        total, n = adwin.estimation * adwin.width, adwin.width
         adwin.update(value)  # type: ignore[no-untyped-call]
         self.seen[k] = self.seen.get(k, 0) + 1
         if not adwin.drift_detected:
             return None
-        after = adwin.estimation
+        # ADWIN dropped the older part of its window: compare that part with what it
+        # kept, not the whole window (which already held the new values) with the rest.
+        kept_n, kept_mean = adwin.width, adwin.estimation
+        dropped_n = n + 1 - kept_n
+        before = (total + value - kept_mean * kept_n) / dropped_n if dropped_n else kept_mean
         return Alert(
             ts_ms,
             detector,
             key,
-            f"{detector} of {key} changed: mean {before:.4f} -> {after:.4f} "
-            f"(recent window of {int(adwin.width)} after {self.seen[k]} observations)",
+            f"{detector} of {key} changed: mean {before:.4f} over the {int(dropped_n)} "
+            f"observations before -> {kept_mean:.4f} over the latest {int(kept_n)} "
+            f"({self.seen[k]} in all)",
         )

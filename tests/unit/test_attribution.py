@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import random
+import re
+
+import pytest
 
 from schemas.events import Impression, Interaction
 from streams.attribution import JoinState, source_of
@@ -168,6 +171,27 @@ def test_drift_hook_fires_on_a_ctr_shift_and_not_before() -> None:
     # the ranker's loss goes through the same records and detectors
     obs = t.apply([observation("ranker_loss", "A", 0.7, 5)])
     assert obs == [("ranker_loss", "A", 0.7, 5)]
+
+
+def test_a_drift_alert_compares_the_part_dropped_with_the_part_kept() -> None:
+    rng = random.Random(3)
+    monitor = DriftMonitor(delta=0.002)
+    values: list[float] = []
+    for i in range(4000):
+        values.append(float(rng.random() < (0.3 if i < 2000 else 0.05)))
+        if (alert := monitor.observe(CTR, "B", values[-1], i)) is not None:
+            break
+    assert alert is not None
+    found = re.search(
+        r"mean (\d\.\d+) over the (\d+) observations before -> (\d\.\d+) over the latest (\d+)",
+        alert.message,
+    )
+    assert found, alert.message
+    before, n_before, after, n_after = (float(g) for g in found.groups())
+    assert n_before + n_after == len(values)
+    assert before == pytest.approx(sum(values[: int(n_before)]) / n_before, abs=1e-4)
+    assert after == pytest.approx(sum(values[int(n_before) :]) / n_after, abs=1e-4)
+    assert before > after
 
 
 def test_drift_stays_quiet_on_a_stable_stream() -> None:
