@@ -8,7 +8,7 @@ from __future__ import annotations
 import importlib.resources
 import json
 import re
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 import jsonschema
@@ -72,6 +72,16 @@ def test_compose_settings_load() -> None:
     assert replicas <= settings.partitions
 
 
+def test_compose_kafka_keeps_its_log_on_the_volume() -> None:
+    # Once any KAFKA_* variable is set, the image ignores its own server.properties: without
+    # KAFKA_LOG_DIRS the log would go to /tmp/kafka-logs, inside the container.
+    kafka = yaml.safe_load(COMPOSE.read_text())["services"]["kafka"]
+    mounts = [PurePosixPath(v.split(":")[1]) for v in kafka["volumes"]]
+    log_dirs = str(kafka["environment"].get("KAFKA_LOG_DIRS", "/tmp/kafka-logs"))
+    for log_dir in map(PurePosixPath, log_dirs.split(",")):
+        assert any(log_dir.is_relative_to(m) for m in mounts), (log_dir, mounts)
+
+
 def _k8s_env() -> dict[str, str]:
     env: dict[str, str] = {}
     for doc in _docs(K8S / "configmap.yaml") + _docs(K8S / "secret.example.yaml"):
@@ -96,6 +106,27 @@ def test_k8s_containers_run_known_commands(name: str) -> None:
     pod = _docs(K8S / name)[0]["spec"]["template"]["spec"]
     for container in pod["containers"]:
         assert container["args"][0] in COMMANDS
+
+
+@pytest.mark.parametrize("path", _manifests(), ids=lambda p: p.name)
+def test_k8s_read_only_containers_have_a_writable_temp_dir(path: Path) -> None:
+    # `kapparec serve` with several processes keeps its metrics in a temporary directory.
+    for doc in _docs(path):
+        pod = doc.get("spec", {}).get("template", {}).get("spec")
+        if pod is None:
+            continue
+        writable = {v["name"] for v in pod.get("volumes", []) if "emptyDir" in v}
+        for container in pod["containers"]:
+            if not container.get("securityContext", {}).get("readOnlyRootFilesystem"):
+                continue
+            env = {e["name"]: e.get("value") for e in container.get("env", [])}
+            tmp = PurePosixPath(env.get("TMPDIR") or "/tmp")
+            mounts = [
+                PurePosixPath(m["mountPath"])
+                for m in container.get("volumeMounts", [])
+                if m["name"] in writable and not m.get("readOnly")
+            ]
+            assert any(tmp.is_relative_to(m) for m in mounts), (container["name"], tmp)
 
 
 def test_dockerfile_runs_the_cli() -> None:
