@@ -61,7 +61,8 @@ def start_broker(state_dir: Path, port: int | None, timeout: float) -> Service:
     service = Service("broker", pid, binary, f"{HOST}:{port}", log)
     try:
         wait_ready(service, lambda: check_kafka(service.address, timeout=1.0), timeout)
-    except StackError:
+    except BaseException:
+        # Not ready, or Ctrl-C: the child is not recorded yet, so nothing else would stop it.
         terminate(pid)
         raise
     return service

@@ -66,7 +66,8 @@ def start_redis(state_dir: Path, port: int | None, timeout: float) -> Service:
     service = Service("redis", pid, binary, f"redis://{HOST}:{port}/0", log)
     try:
         wait_ready(service, lambda: check_redis(service.address, timeout=1.0), timeout)
-    except StackError:
+    except BaseException:
+        # Not ready, or Ctrl-C: the child is not recorded yet, so nothing else would stop it.
         terminate(pid)
         raise
     return service

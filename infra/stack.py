@@ -60,7 +60,11 @@ def up(
             _stop_recorded(state)
             path.unlink(missing_ok=True)
         state = _start(settings, state_dir, kafka_port, redis_port, timeout)
-        _write_atomic(path, state)
+        try:
+            _write_atomic(path, state)
+        except BaseException:
+            _stop_recorded(state)  # unrecorded, `down` could not stop them
+            raise
         return state
 
 
