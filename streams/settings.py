@@ -8,8 +8,10 @@ services. A malformed value stops start-up with an error that names the variable
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 import re
+import socket
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -36,6 +38,14 @@ def mask_url(text: str) -> str:
     """Hide passwords of ``scheme://user:password@host`` URLs anywhere in ``text``."""
     # Greedy to the last "@" of the word: a password may itself contain "@" unencoded.
     return re.sub(r"(//[^:/@\s]*:)\S*@", r"\1" + SECRET + "@", text)
+
+
+def default_worker_id() -> str:
+    """``{hostname}-{pid}``, within the ``worker_id`` rule: unique per container, where
+    every process may be PID 1."""
+    suffix = f"-{os.getpid()}"
+    host = re.sub(r"[^A-Za-z0-9_.-]", "-", socket.gethostname())[: 64 - len(suffix)]
+    return (host or "w") + suffix
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,7 +111,7 @@ class Settings:
     drift_delta: float = 0.002
     recs_out: bool = True
     # worker
-    worker_id: str = field(default_factory=lambda: f"w{os.getpid()}")
+    worker_id: str = field(default_factory=default_worker_id)
     web_port: int = 0
     session_timeout_s: float = 10.0
     # Longest wait of a fetch with nothing to return. Kafka answers as soon as data
@@ -174,10 +184,24 @@ def _positive_int(raw: str) -> int:
     return value
 
 
-def _positive_float(raw: str) -> float:
+def _finite(raw: str) -> float:
     value = float(raw)
+    if not math.isfinite(value):
+        raise ValueError("must be a finite number")
+    return value
+
+
+def _positive_float(raw: str) -> float:
+    value = _finite(raw)
     if value <= 0:
         raise ValueError("must be a positive number")
+    return value
+
+
+def _non_negative_float(raw: str) -> float:
+    value = _finite(raw)
+    if value < 0:
+        raise ValueError("must be zero or a positive number")
     return value
 
 
@@ -285,7 +309,7 @@ def _rules(raw: str) -> str:
 
 
 def _probability(raw: str) -> float:
-    value = float(raw)
+    value = _finite(raw)
     if not 0 < value < 1:
         raise ValueError("must be between 0 and 1 (exclusive)")
     return value
@@ -326,7 +350,7 @@ _PARSERS: dict[str, Callable[[str], Any]] = {
     "user_ttl_s": _positive_int,
     "item_ttl_s": _positive_int,
     "version_ttl_s": _positive_int,
-    "settle_s": float,
+    "settle_s": _non_negative_float,
     "lists_on_refresh": _bool,
     "flush_interval_s": _positive_float,
     "item_flush_s": _positive_float,
@@ -367,6 +391,10 @@ _PARSERS: dict[str, Callable[[str], Any]] = {
 }
 
 
+# Fields whose default is the empty text ("not set"), so an override may clear them.
+_EMPTY_DEFAULT = {f.name: f.default == "" for f in dataclasses.fields(Settings)}
+
+
 def env_name(field_name: str) -> str:
     """The environment variable that sets ``field_name``."""
     return PREFIX + field_name.upper()
@@ -380,7 +408,8 @@ def load_settings(
     """Build settings from ``env`` (default ``os.environ``), then ``fallback``, then defaults.
 
     ``fallback`` carries the addresses recorded by ``kapparec up``; explicit environment
-    variables always win. Raises :class:`SettingsError` naming the bad variable.
+    variables always win. ``overrides`` (by field name) win over both and pass the same
+    checks. Raises :class:`SettingsError` naming the bad variable or override.
     """
     env = os.environ if env is None else env
     values: dict[str, Any] = {}
@@ -400,10 +429,22 @@ def load_settings(
     )
     if unknown:
         raise SettingsError(f"unknown setting(s): {', '.join(unknown)}")
-    values.update(overrides)
+    values.update({name: _override(name, value) for name, value in overrides.items()})
     settings = Settings(**values)
     check_security(settings)
     return settings
+
+
+def _override(name: str, value: Any) -> Any:
+    """``value`` given for field ``name`` in code or on a command line, checked like its
+    variable. None, and an empty text where the default is empty, pass as given."""
+    parse = _PARSERS.get(name)
+    if parse is None or value is None or (value == "" and _EMPTY_DEFAULT.get(name)):
+        return value  # an unknown name fails in Settings(), as a TypeError
+    try:
+        return parse(str(value))
+    except ValueError as exc:
+        raise SettingsError(f"{name}={value!r} is invalid: {exc}") from None
 
 
 def check_security(settings: Settings) -> None:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import dataclasses
+import re
+import socket
 from pathlib import Path
 from typing import Any
 
@@ -66,6 +68,12 @@ def test_values_are_parsed_to_their_types() -> None:
         ("KAPPAREC_RULES", "brand=acme,brand=other*2"),
         ("KAPPAREC_CATEGORY_CAP", "-1"),
         ("KAPPAREC_LOOP_STALL_MS", "-1"),
+        ("KAPPAREC_HALF_LIFE_S", "nan"),
+        ("KAPPAREC_FLUSH_INTERVAL_S", "inf"),
+        ("KAPPAREC_AB_ALPHA", "nan"),
+        ("KAPPAREC_SETTLE_S", "-5"),
+        ("KAPPAREC_SETTLE_S", "nan"),
+        ("KAPPAREC_SETTLE_S", "inf"),
     ],
 )
 def test_malformed_value_names_the_variable(variable: str, value: str) -> None:
@@ -104,6 +112,60 @@ def test_fallback_may_carry_extra_keys_and_is_validated() -> None:
 def test_overrides_win_over_environment() -> None:
     settings = load_settings(env={"KAPPAREC_VERSION": "2"}, version=7)
     assert settings.version == 7
+
+
+def test_settle_may_be_zero() -> None:
+    assert load_settings(env={"KAPPAREC_SETTLE_S": "0"}).settle_s == 0.0
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("version", -3),
+        ("partitions", 0),
+        ("half_life_s", float("nan")),
+        ("settle_s", -5.0),
+        ("namespace", "has space"),
+        ("http_port", 70_000),
+        ("kafka_bootstrap", "localhost"),
+    ],
+)
+def test_malformed_override_names_the_setting(name: str, value: Any) -> None:
+    with pytest.raises(SettingsError, match=rf"^{name}={re.escape(repr(value))} is invalid: "):
+        load_settings(env={}, **{name: value})
+
+
+def test_overrides_keep_their_types(tmp_path: Path) -> None:
+    settings = load_settings(
+        env={},
+        version=2,
+        half_life_s=60,
+        settle_s=0.01,
+        state_dir=str(tmp_path),
+        data_dir=tmp_path,
+        recs_out=False,
+        lists_on_refresh=True,
+        log_level="INFO",
+        topic_prefix="",
+    )
+    assert (settings.version, settings.half_life_s, settings.settle_s) == (2, 60.0, 0.01)
+    assert settings.state_dir == settings.data_dir == tmp_path
+    assert (settings.recs_out, settings.lists_on_refresh) == (False, True)
+    assert (settings.log_level, settings.topic_prefix) == ("info", "")
+
+
+def test_default_worker_id_tells_hosts_apart(monkeypatch: pytest.MonkeyPatch) -> None:
+    # In containers every worker may be PID 1: only the host name differs.
+    monkeypatch.setattr("os.getpid", lambda: 1)
+    monkeypatch.setattr(socket, "gethostname", lambda: "3f2a9c1b7d4e")
+    first = load_settings(env={}).worker_id
+    monkeypatch.setattr(socket, "gethostname", lambda: "worker_2.kapparec_default")
+    second = load_settings(env={}).worker_id
+    assert first == "3f2a9c1b7d4e-1" and first != second
+    monkeypatch.setattr(socket, "gethostname", lambda: "a long host name! " * 10)
+    long = load_settings(env={}).worker_id
+    assert load_settings(env={"KAPPAREC_WORKER_ID": long}).worker_id == long  # a valid id
+    assert long.endswith("-1")
 
 
 def test_redis_password_is_masked_in_repr() -> None:
