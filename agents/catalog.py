@@ -23,10 +23,10 @@ from agents.control import HEADER, RECATEGORIZE
 from agents.dead_letters import DeadLetters
 from agents.faust_batches import records_of
 from agents.publisher import Publisher, Write
-from agents.record_checks import check_not_ahead
+from agents.record_checks import check_not_ahead, check_partition
 from agents.tables import put
 from schemas.codec import check_key, decode_catalog
-from schemas.errors import DecodeError
+from schemas.errors import DecodeError, KapparecError
 from streams.catalog import merge_record
 from streams.models.content import ContentEncoder
 from streams.models.replica import content_encoder, content_record, encode_value
@@ -34,6 +34,10 @@ from streams.partitioning import partition_for
 from streams.settings import Settings
 
 AGENT = "ingest_catalog"
+
+
+class CatalogNotSynced(KapparecError):
+    """The worker's catalogue copy could not be brought up to date with its changelog."""
 
 
 @dataclass
@@ -61,9 +65,15 @@ class IngestCatalog:
         awaited once per batch (one acknowledgement wait per record made catalogue ingest
         the slowest stage: 50 ms a record behind the other agents' sends).
         """
-        # A sync that failed (timeout, broker error) is tried again by the next batch.
         n = self.rebalances()
-        if self.catalog_synced is not None and self._synced_at != n and await self.catalog_synced():
+        if self.catalog_synced is not None and self._synced_at != n:
+            if not await self.catalog_synced():
+                # Compared with a copy that lacks another worker's last writes, an older
+                # record would win over a newer one. The worker stops; the batch is redone.
+                raise CatalogNotSynced(
+                    "the catalogue copy did not catch up with its changelog after a "
+                    "rebalance; not ingesting catalogue records against it"
+                )
             self._synced_at = n
         pending: list[Any] = []  # futures of changelog and vector sends
         rejected: list[tuple[Any, DecodeError]] = []
@@ -74,6 +84,7 @@ class IngestCatalog:
             try:
                 item = decode_catalog(msg.value, self.settings.max_event_bytes)
                 check_key(msg.key, item.item_id, "item_id")
+                check_partition(msg.partition, item.item_id, self.settings.partitions, "item_id")
                 check_not_ahead(item.ts, self.settings.max_future_s)
             except DecodeError as exc:
                 rejected.append((msg, exc))
@@ -84,10 +95,12 @@ class IngestCatalog:
                 continue
             pending.append(await put(self.catalog, msg.partition, item.item_id, meta))
             p = partition_for(item.item_id, self.settings.partitions)
-            category = meta.get("category")
-            if category and category != (before or {}).get("category"):
-                # The item side offers the item again under its category (see recategorize).
-                moves[p].append([item.item_id, category, (before or {}).get("category")])
+            category = meta.get("category") or None
+            old_category = (before or {}).get("category") or None
+            if category != old_category:
+                # The item side offers the item again under its category, or drops it
+                # from its old one's lists (see recategorize).
+                moves[p].append([item.item_id, category, old_category])
             # No TTL: the record mirrors the compacted catalogue, which does not age out;
             # readers name packed `c` reasons and show titles from it. It goes with its
             # version (promotion expires the old namespace).

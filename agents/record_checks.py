@@ -13,18 +13,19 @@ from schemas.errors import DecodeError
 from streams.partitioning import partition_for
 
 
-def check_partition(partition: int, user_id: str, partitions: int) -> None:
-    """A user's events must all be on the partition Kafka's default partitioner (murmur2)
-    gives its id: the user's state is owned by that partition, and it skips offsets it
-    has applied, so an event on another partition would be lost or would hide the
-    user's next ones."""
-    owner = partition_for(user_id, partitions)
+def check_partition(partition: int, key: str, partitions: int, field: str = "user_id") -> None:
+    """A record must be on the partition Kafka's default partitioner (murmur2) gives its
+    key. A user's state is owned by that partition and skips offsets it has applied, so
+    an event on another partition would be lost or would hide the user's next ones; an
+    item's catalogue records are ordered only within its partition, so one on another
+    partition could overwrite a newer record with an older one."""
+    owner = partition_for(key, partitions)
     if partition != owner:
         raise DecodeError(
             "wrong_partition",
-            f"user_id {user_id!r} belongs on partition {owner}, not {partition}: "
+            f"{field} {key!r} belongs on partition {owner}, not {partition}: "
             "producers must partition by key with murmur2 (Kafka's default)",
-            "user_id",
+            field,
         )
 
 

@@ -1,20 +1,28 @@
 """How a worker's catalogue copy takes the changelog records its follower reads."""
 
+import asyncio
 import logging
 from dataclasses import fields
 from types import SimpleNamespace
 from typing import Any
 
 import faust
+import orjson
+import pytest
 
 from agents import codecs
-from agents.catalog import IngestCatalog
+from agents.catalog import CatalogNotSynced, IngestCatalog
 from agents.catalog_follower import WARN_AFTER_S, CatalogCopy, apply_record, progress_level
 from agents.tables import codecs_of
 from schemas.codec import encode
 from schemas.events import CatalogItem
+from streams.partitioning import partition_for
+from streams.serving import Keys
 from streams.settings import Settings, load_settings
 from streams.topics import build_topics
+
+PARTITIONS = load_settings(env={}).partitions
+codecs.register()
 
 
 def test_a_record_replaces_an_older_value_and_a_new_key_is_added() -> None:
@@ -77,7 +85,11 @@ def _catalogue_batch(*items: CatalogItem) -> list[Any]:
     return [
         SimpleNamespace(
             message=SimpleNamespace(
-                key=item.item_id.encode(), value=encode(item), partition=0, offset=i, headers=[]
+                key=item.item_id.encode(),
+                value=encode(item),
+                partition=partition_for(item.item_id, PARTITIONS),
+                offset=i,
+                headers=[],
             )
         )
         for i, item in enumerate(items)
@@ -121,17 +133,109 @@ async def test_after_a_rebalance_records_are_compared_with_the_synced_copy() -> 
     assert calls == [1, 2]
 
 
-async def test_a_sync_that_failed_is_tried_again_by_the_next_batch() -> None:
+async def test_a_sync_that_failed_stops_the_batch_and_is_tried_again() -> None:
+    """Compared with a copy that lacks another worker's last writes, an older record
+    would win over a newer one: the batch is not ingested (the worker stops and redoes
+    it), and the sync is tried again."""
     answers, calls = [False, True], []
+    copy: dict[str, Any] = {}
 
     async def catalog_synced() -> bool:
         calls.append(1)
+        if answers[len(calls) - 1]:
+            copy["X"] = {"item_id": "X", "ts": 200, "category": "new"}
         return answers[len(calls) - 1]
 
-    agent = _agent({}, catalog_synced, [1])
-    for _ in range(3):
-        await agent.handle_batch([])
+    agent = _agent(copy, catalog_synced, [1])
+    late = _catalogue_batch(CatalogItem("X", 100, category="old"))
+    with pytest.raises(CatalogNotSynced):
+        await agent.handle_batch(late)
+    assert copy == {}
+    await agent.handle_batch(late)  # redone once the copy is in sync: turned away
+    assert copy == {"X": {"item_id": "X", "ts": 200, "category": "new"}}
+    await agent.handle_batch([])
     assert len(calls) == 2
+
+
+class _Sent:
+    """A topic that keeps what was sent to it."""
+
+    def __init__(self) -> None:
+        self.sent: list[tuple[int, Any, list[Any]]] = []
+
+    async def send(self, key: bytes, value: Any, partition: int, **kw: Any) -> Any:
+        self.sent.append((partition, value, kw.get("headers") or []))
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        done.set_result(None)
+        return done
+
+
+class _Letters:
+    def __init__(self) -> None:
+        self.codes: list[str] = []
+
+    async def send_all(self, rejected: Any, agent: str) -> None:
+        self.codes += [error.code for _, error in rejected]
+
+
+class _Redis:
+    keys = Keys("t", 1)
+
+    async def write(self, writes: Any) -> None:
+        pass
+
+
+class _Copy(dict):  # type: ignore[type-arg]
+    """The catalogue copy as ingest writes it: a store, a changelog and its codecs."""
+
+    key_serializer, value_serializer = codecs.STR, codecs.ORJSON
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.app = SimpleNamespace(producer=self)
+        self.changelog_topic = SimpleNamespace(get_topic_name=lambda: "catalog-changelog")
+
+    @property
+    def data(self) -> dict[str, Any]:
+        return self
+
+    async def send(self, *changelog_record: Any) -> Any:  # the producer of its changelog
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        done.set_result(None)
+        return done
+
+
+def _ingest() -> tuple[IngestCatalog, _Sent, _Sent, _Letters]:
+    deltas, vectors, letters = _Sent(), _Sent(), _Letters()
+    agent = IngestCatalog(
+        load_settings(env={}),
+        _Copy(),
+        letters,  # type: ignore[arg-type]
+        _Redis(),  # type: ignore[arg-type]
+        deltas,  # type: ignore[arg-type]
+        vectors,  # type: ignore[arg-type]
+    )
+    return agent, deltas, vectors, letters
+
+
+async def test_a_catalogue_record_on_another_partition_is_dead_lettered() -> None:
+    """Records of one item are ordered only within its partition: a record on another
+    one could land after a newer record and undo it (a deleted item back in every
+    replica)."""
+    agent, _, vectors, letters = _ingest()
+    (event,) = _catalogue_batch(CatalogItem("X", 100, category="shoes"))
+    event.message.partition = (event.message.partition + 1) % PARTITIONS
+    await agent.handle_batch([event])
+    assert letters.codes == ["wrong_partition"]
+    assert vectors.sent == [] and "X" not in agent.catalog
+
+
+async def test_clearing_an_items_category_moves_it_out_of_the_old_one() -> None:
+    agent, deltas, _, _ = _ingest()
+    await agent.handle_batch(_catalogue_batch(CatalogItem("X", 100, category="shoes")))
+    await agent.handle_batch(_catalogue_batch(CatalogItem("X", 200, category=None)))
+    moves = [orjson.loads(value) for _, value, headers in deltas.sent if headers]
+    assert moves == [[["X", "shoes", None]], [["X", None, "shoes"]]]
 
 
 def test_the_copy_logs_to_the_catalogue_changelog_that_is_created_up_front() -> None:
