@@ -19,6 +19,7 @@ from __future__ import annotations
 import hashlib
 import math
 import re
+from collections import OrderedDict
 from collections.abc import Mapping
 from typing import Any
 
@@ -60,22 +61,32 @@ def tokens(meta: Mapping[str, Any]) -> list[tuple[str, float]]:
     return out
 
 
+TOKENS_CACHED = 50_000  # token vectors kept: about 17 MB at 32 dimensions
+
+
 class ContentEncoder:
     """Hashes catalogue tokens to vectors of ``dim`` dimensions (deterministic per ``seed``)."""
 
-    def __init__(self, dim: int = 32, seed: int = 0) -> None:
+    def __init__(self, dim: int = 32, seed: int = 0, cache_size: int = TOKENS_CACHED) -> None:
         self.dim = dim
         self.seed = seed
-        self._cache: dict[str, Vector] = {}
+        # Recent tokens' vectors, oldest first: categories and brands recur, most title
+        # words do not, and a cache of every word ever seen grows with the catalogue.
+        self._cache: OrderedDict[str, Vector] = OrderedDict()
+        self.cache_size = cache_size
 
     def token_vector(self, token: str) -> Vector:
         """The fixed unit vector of one token."""
         vec = self._cache.get(token)
-        if vec is None:
-            digest = hashlib.blake2b(f"{self.seed}:{token}".encode(), digest_size=8).digest()
-            rng = np.random.default_rng(int.from_bytes(digest, "little"))
-            raw = rng.standard_normal(self.dim).astype(np.float32)
-            vec = self._cache[token] = raw / np.float32(np.linalg.norm(raw))
+        if vec is not None:
+            self._cache.move_to_end(token)
+            return vec
+        digest = hashlib.blake2b(f"{self.seed}:{token}".encode(), digest_size=8).digest()
+        rng = np.random.default_rng(int.from_bytes(digest, "little"))
+        raw = rng.standard_normal(self.dim).astype(np.float32)
+        vec = self._cache[token] = raw / np.float32(np.linalg.norm(raw))
+        if len(self._cache) > self.cache_size:
+            self._cache.popitem(last=False)
         return vec
 
     def encode(self, meta: Mapping[str, Any]) -> Vector:

@@ -43,6 +43,16 @@ def test_content_vectors_are_deterministic_and_similar_for_shared_tokens() -> No
     assert not a.encode({}).any()
 
 
+def test_the_token_cache_is_bounded_and_vectors_do_not_depend_on_it() -> None:
+    small, fresh = ContentEncoder(16, seed=3, cache_size=10), ContentEncoder(16, seed=3)
+    titles = [{"title": f"item word{i} other{i}", "category": "x.y"} for i in range(200)]
+    for meta in titles:
+        small.encode(meta)
+    assert len(small._cache) == 10  # every title brought new words
+    for meta in titles[:20]:  # evicted long ago: the same vectors again
+        assert np.array_equal(small.encode(meta), fresh.encode(meta))
+
+
 def test_covisitation_weights_by_distance_and_normalises_popularity() -> None:
     cov = Covisitation(CovisitParams(window=3, distance_power=1.0, norm=0.0))
     cov.add(2, 1.0, [(0, 1.0), (1, 1.0)])  # 1 is adjacent to 2, 0 two steps away
