@@ -114,6 +114,11 @@ def _raw_topic(app: faust.App, name: str) -> faust.TopicT:
     )
 
 
+def _owned(app: faust.App, topic: str) -> set[int]:
+    """The partitions of ``topic`` this worker is assigned as their active owner."""
+    return {tp.partition for tp in app.assignor.assigned_actives() if tp.topic == topic}
+
+
 def build_app(settings: Settings) -> Runtime:
     """Wire topics, tables, handlers and agents of one version."""
     codecs.register()
@@ -179,6 +184,7 @@ def build_app(settings: Settings) -> Runtime:
             user_lists,
             trending_topic,
             catalog_synced=follower.synced,
+            owned=lambda: _owned(app, topics.interactions.name),
         ),
         items=AggregateItems(
             settings, items, parts, tops, catalog, trending_topic, publisher, priority

@@ -47,7 +47,11 @@ class IngestInteractions:
     trending_partials: faust.TopicT | None = None
     # Waits until this worker's catalogue copy holds every record written so far.
     catalog_synced: Callable[[], Awaitable[bool]] | None = None
-    refreshed: set[bytes | None] = field(default_factory=set)
+    # The partitions of ``interactions`` this worker owns now; without it, a refresh is
+    # counted as covering only the partition its request arrived on.
+    owned: Callable[[], set[int]] | None = None
+    # Per request id, the partitions whose users a refresh on this worker has covered.
+    refreshed: dict[bytes, set[int]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self._user = reader(self.users)
@@ -58,12 +62,12 @@ class IngestInteractions:
         touched: dict[str, tuple[int, UserState]] = {}
         groups: dict[int, list[Group]] = defaultdict(list)
         n = self.settings.partitions
-        refresh = False
+        requests: list[tuple[bytes, int]] = []
         for msg in records_of(events):
             request = refresh_request(msg)
             if request is not None:
-                new = self._new_request(request)
-                refresh = refresh or new
+                if self._new_request(request, msg.partition):
+                    requests.append((request, msg.partition))
                 continue
             try:
                 ev = decode_interaction(msg.value, self.settings.max_event_bytes)
@@ -87,10 +91,13 @@ class IngestInteractions:
             self._ship(groups, touched),
             self.user_lists.publish({u: s for u, (_, s) in touched.items()}),
         )
-        if refresh:
+        if requests:
             if self.catalog_synced is not None:
                 await self.catalog_synced()
+            owned = self.owned() if self.owned is not None else set()
             await self.user_lists.refresh_all(self.users)
+            for request, partition in requests:
+                self.refreshed.setdefault(request, set()).update(owned, (partition,))
             # This batch's users again, now published as a live worker's are, so that
             # they are checked once more when the item side has folded this batch in.
             await self.user_lists.publish({u: s for u, (_, s) in touched.items()})
@@ -118,9 +125,12 @@ class IngestInteractions:
         await asyncio.gather(*sends)
         await put_all((self.users, p, uid, state) for uid, (p, state) in touched.items())
 
-    def _new_request(self, request: bytes | None) -> bool:
-        """A request reaches every partition; a worker with several acts on it once."""
-        if request in self.refreshed:
-            return False
-        self.refreshed.add(request)
-        return True
+    def _new_request(self, request: bytes, partition: int) -> bool:
+        """Whether the request's arrival on ``partition`` leaves users here to refresh.
+
+        A request reaches every partition; a worker owning several refreshes them all at
+        once. Remembered per partition, not per process: a partition taken over later
+        (its owner died before refreshing) brings the request again, and its users,
+        recovered here since, were not in that refresh.
+        """
+        return partition not in self.refreshed.get(request, ())

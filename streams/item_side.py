@@ -252,9 +252,12 @@ def recategorize(
     states: Callable[[str], ItemState | None],
 ) -> set[str]:
     """Offer items again under their (new) catalogue category; returns the categories to
-    republish: those whose lists changed, and each item's old category, whose published
+    republish: those whose lists changed, each item's old category, whose published
     lists drop the item (``streams.recommend.trending_list`` keeps a category's items
-    only). A move is ``(item, category)`` or ``(item, category, old category)``.
+    only), and each offered item's new category, changed or not: a move redone after a
+    crash between the table writes and the partials send finds the item already in the
+    new category's lists, and that category's partial must still be sent. A move is
+    ``(item, category)`` or ``(item, category, old category)``.
 
     An item is offered to its category's top lists when its popularity changes. If its
     catalogue record arrives, or changes category, after its last interaction, nothing
@@ -272,4 +275,5 @@ def recategorize(
         if state is None or not category or state.trend == NEG_INF:
             continue
         changed |= part.partial.offer(item, category, state.trend, state.count)
+        changed.add(category)
     return changed

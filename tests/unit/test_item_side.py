@@ -354,3 +354,12 @@ def test_a_move_republishes_the_old_category() -> None:
     known = next(iter(items))
     assert "old" in recategorize([(known, "new", "old")], part, items.get)
     assert "old" not in recategorize([(known, "new")], part, items.get)  # earlier form
+
+
+def test_a_move_redone_republishes_the_new_category() -> None:
+    """Redone after a crash before the partials went out, the item is already in place."""
+    part, items = PartitionState(Partial(10)), dict[str, ItemState]()
+    _apply(_groups(), part, items)
+    move = [("A", "new", "shoes")]
+    assert recategorize(move, part, items.get) >= {"new", "shoes"}
+    assert recategorize(move, part, items.get) >= {"new", "shoes"}
