@@ -209,7 +209,9 @@ def build_app(settings: Settings) -> Runtime:
         ),
         dead_letters=dead_letters,
         user_lists=user_lists,
-        vectors=ItemVectorReplica(app, settings, topics, publisher, catalog),
+        vectors=ItemVectorReplica(
+            app, settings, topics, publisher, catalog, catalog_ready=follower.caught_up
+        ),
     )
     within = settings.batch_within_s
     source_batches = source_messages(settings)

@@ -25,8 +25,11 @@ list has one writer. Stale lists (changed items and their neighbours) are writte
 the records pause, or after a second while they keep coming (``StaleLists``): during a
 bulk load of the catalogue, each flush would otherwise recompute nearly every list.
 After catching up, and whenever the worker gains partitions, it writes every list of the
-partitions gained; so a restart or a rebalance republishes what a crashed worker may have
-left half done.
+partitions gained and removes those of their deleted items; so a restart or a rebalance
+republishes what a crashed worker may have left half done. Lists are filtered with the
+worker's catalogue copy: they wait for it to catch up, and for the catalogue record each
+new vector came from (``CopyWait``). Every list is rewritten a few times per TTL
+(``Renewal``), so one that nothing changes does not expire.
 """
 
 from __future__ import annotations
@@ -42,6 +45,7 @@ from typing import Any, TypeVar
 
 import faust
 from aiokafka import AIOKafkaConsumer, TopicPartition
+from faust.stores.memory import Store as MemoryStore
 
 from agents.log_ends import fetched_ends, plain_consumer
 from agents.metrics import ANN, TABLE_KEYS, WORKER
@@ -65,6 +69,8 @@ from streams.topics import Topics
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 POLL_MS = 200  # how long a poll waits; also the granularity of the flush timer
+RENEWALS_PER_TTL = 4  # lists are rewritten this many times per KAPPAREC_ITEM_TTL_S
+MIN_RENEWAL_S = 60.0
 MAX_RECORDS = 5_000
 PUBLISH_CHUNK = 500  # lists per query round and Redis pipeline
 SPARE = 10  # extra neighbours asked for, so that out-of-stock ones can be dropped
@@ -93,18 +99,23 @@ class ItemVectorReplica:
         topics: Topics,
         publisher: Publisher,
         catalog: Any,  # agents.catalog_follower.CatalogCopy: every worker holds all of it
+        catalog_ready: asyncio.Event | None = None,
     ) -> None:
         self.app = app
         self.settings = settings
         self.topic = topics.item_vectors
         self.catalog_topic = topics.catalog.name
         self.publisher = publisher
+        self.catalog = catalog
         self._catalog_get = reader(catalog)
         self.dim = VectorParams().dim
         self.replica = VectorReplica(replica_params(settings))
         self.pool = ThreadPoolExecutor(1, thread_name_prefix="item-vectors")
         self.caught_up = False
         self.bad_records = 0
+        # Set once the worker's catalogue copy has caught up: lists are filtered with it.
+        self.catalog_ready = catalog_ready
+        self.renewal = Renewal(max(MIN_RENEWAL_S, settings.item_ttl_s / RENEWALS_PER_TTL))
 
     async def run(self) -> None:
         """Replay from the earliest offset, then follow the topic until the worker stops."""
@@ -128,11 +139,14 @@ class ItemVectorReplica:
         started = time.monotonic()
         owned: set[int] = set()
         waiting = StaleLists()
+        copy = CopyWait()
+        deleted: set[str] = set()  # tombstones met while catching up
         while True:
             polled = await consumer.getmany(timeout_ms=POLL_MS, max_records=MAX_RECORDS)
             records = self._decode(m for batch in polled.values() for m in batch)
             stale = await self._run(self.replica.step, records, now_ms(), self.caught_up)
             if behind:
+                deleted.update(r.item_id for r, _ in records if r.vector is None)
                 for tp in list(behind):
                     if await consumer.position(tp) >= behind[tp]:
                         del behind[tp]
@@ -144,6 +158,12 @@ class ItemVectorReplica:
                     len(self.replica),
                     time.monotonic() - started,
                 )
+                if self.catalog_ready is not None and not self.catalog_ready.is_set():
+                    log.info("item-vector replica: waiting for the catalogue copy to catch up")
+                    await self.catalog_ready.wait()
+                self.renewal.restart(time.monotonic())
+            else:
+                copy.expect(records)
             self.caught_up = True
             WORKER.gauge(TABLE_KEYS, len(self.replica), GAUGE)
             index = self.replica.index
@@ -153,9 +173,23 @@ class ItemVectorReplica:
             now_owned = self._owned()
             gained, owned = now_owned - owned, now_owned
             if gained:
+                # Every list of the partitions gained, and the removal of those of items
+                # deleted meanwhile: a worker that died may have left them half done, and
+                # a tombstone compacted away leaves only the catalogue record to tell.
                 stale |= set(await self._run(self.replica.items, self._in(gained)))
+                stale |= await self._run(self._absent, deleted | self._deleted_items())
+                deleted.clear()
+            # Lists are written with a TTL: each is rewritten well within it, a slice at a
+            # time, even if nothing about it changed (and Redis refilled if it was emptied).
+            if self.renewal.round_due(time.monotonic()):
+                self.renewal.begin(
+                    time.monotonic(), await self._run(self.replica.items, self._in(owned))
+                )
+            stale.update(self.renewal.take(time.monotonic()))
             waiting.add(stale, time.monotonic())
-            if waiting.due(time.monotonic(), idle=not records):
+            if waiting.due(time.monotonic(), idle=not records) and copy.ready(
+                self._catalog_get, time.monotonic()
+            ):
                 began = time.monotonic()
                 n = self.topic.partitions
                 await self.publish(
@@ -200,6 +234,16 @@ class ItemVectorReplica:
                 log.error("item-vectors %s/%s@%s skipped: %s", m.topic, m.partition, m.offset, exc)
         return out
 
+    def _deleted_items(self) -> set[str]:
+        """Items the catalogue copy holds as deleted."""
+        store = self.catalog.data
+        entries = store.data if isinstance(store, MemoryStore) else store
+        return {item for item, meta in entries.items() if meta and meta.get("deleted")}
+
+    def _absent(self, items: set[str]) -> set[str]:
+        """Those of ``items`` the replica does not hold (run on the replica's thread)."""
+        return {i for i in items if i not in self.replica.index}
+
     def _owned(self) -> set[int]:
         actives = self.app.assignor.assigned_actives()
         return {tp.partition for tp in actives if tp.topic == self.catalog_topic}
@@ -211,3 +255,79 @@ class ItemVectorReplica:
     async def _run(self, fn: Callable[..., T], *args: Any) -> T:
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self.pool, functools.partial(fn, *args))
+
+
+@dataclasses.dataclass
+class Renewal:
+    """Rewrites every owned list once per ``period_s``: a round starts a period after
+    the last, and hands its lists out in slices spread over half a period."""
+
+    period_s: float
+    queue: list[str] = dataclasses.field(default_factory=list)
+    total: int = 0
+    started: float = 0.0
+
+    def restart(self, now: float) -> None:
+        """Every list was just written: the next round starts a period from ``now``."""
+        self.queue, self.total, self.started = [], 0, now
+
+    def round_due(self, now: float) -> bool:
+        """Whether a new round should begin (the last one handed everything out)."""
+        return not self.queue and now - self.started >= self.period_s
+
+    def begin(self, now: float, items: list[str]) -> None:
+        """Start a round over ``items``."""
+        self.queue, self.total, self.started = list(items), len(items), now
+
+    def take(self, now: float) -> list[str]:
+        """The lists of the round due by ``now`` and not handed out yet."""
+        spread = self.period_s / 2
+        elapsed = now - self.started
+        due = self.total if elapsed >= spread else int(self.total * elapsed / spread)
+        n = len(self.queue) - (self.total - due)
+        if n <= 0:
+            return []
+        out, self.queue = self.queue[-n:], self.queue[:-n]
+        return out
+
+
+@dataclasses.dataclass
+class CopyWait:
+    """Holds publication back until the catalogue copy holds the catalogue record each
+    vector record came from (its timestamp is the record's ``ts``), at most ``max_s``.
+
+    The vector and the record travel on two topics, read by two consumers: a list
+    computed between the two would be filtered with the item's previous availability,
+    and nothing would rewrite it when the record arrives.
+    """
+
+    max_s: float = 5.0
+    expected: dict[str, int] = dataclasses.field(default_factory=dict)
+    since: float | None = None
+
+    def expect(self, records: Sequence[tuple[VectorRecord, int]]) -> None:
+        for record, ts in records:
+            self.expected[record.item_id] = max(ts, self.expected.get(record.item_id, 0))
+
+    def ready(self, catalog_get: Callable[[str], Any], now: float) -> bool:
+        """True when every expected record is in the copy (or waited ``max_s`` for)."""
+        # 1 ms of slack: the vector's timestamp went through seconds as a float.
+        self.expected = {
+            item: ts
+            for item, ts in self.expected.items()
+            if ((catalog_get(item) or {}).get("ts") or 0) + 1 < ts
+        }
+        if not self.expected:
+            self.since = None
+            return True
+        if self.since is None:
+            self.since = now
+        if now - self.since < self.max_s:
+            return False
+        log.warning(
+            "catalogue copy still lacks %d item record(s) after %.0f s; writing lists anyway",
+            len(self.expected),
+            self.max_s,
+        )
+        self.expected, self.since = {}, None
+        return True
