@@ -19,8 +19,9 @@ from typing import Any
 import faust
 import orjson
 from faust.serializers import codecs
+from faust.stores.memory import Store as MemoryStore
 
-from agents.codecs import StateCodec
+from agents.codecs import ORJSON, StateCodec
 from agents.control import refresh_request
 from agents.dead_letters import DeadLetters
 from agents.faust_batches import records_of
@@ -32,37 +33,70 @@ from schemas.errors import DecodeError
 from schemas.events import Impression, Interaction
 from streams.attribution import IMPRESSIONS, INTERACTIONS, JoinState
 from streams.drift import Alert, DriftMonitor
-from streams.experiment_report import Group, Totals, encode_groups
+from streams.experiment_report import Group, Totals, encode_messages
 from streams.experiments import from_settings
 from streams.settings import Settings
 from streams.topics import TABLE_ATTRIBUTION, TABLE_EXPERIMENTS, Topics
 
 log = logging.getLogger(__name__)
 AGENT = "attribute_outcomes"
-JOIN_STATE = "kapparec-join"
 TOTALS = "kapparec-totals"
 TOTALS_KEY = "totals"
 ALERTS_KEPT = 100
+# Outcomes messages are split below this (half the producers' request limit).
+MAX_OUTCOMES_MESSAGE_BYTES = 500_000
 
 
 @dataclass
 class AttributeOutcomes:
-    """Handles a batch of raw impressions and interactions of any of this worker's partitions."""
+    """Handles a batch of raw impressions and interactions of any of this worker's partitions.
+
+    A partition's join state lives in memory; its table holds it as a header (key
+    ``<p>``) and one record per user with lists open or interactions waiting (key
+    ``<p>/<user>``), written as they change. It is read back from the table after a
+    rebalance.
+    """
 
     settings: Settings
     impressions_topic: str
-    states: Any  # faust Table[str, JoinState], key = partition number
+    states: Any  # faust Table[str, dict]: headers and user records (see above)
     outcomes: faust.TopicT
     dead_letters: DeadLetters
+    rebalances: Callable[[], int] = lambda: 0
+    live: dict[int, JoinState] = field(default_factory=dict)
+    _generation: int = field(default=-1, init=False)
 
     def _state(self, p: int, touched: dict[int, JoinState]) -> JoinState:
         if p not in touched:
-            window_ms = int(self.settings.ab_window_s * 1000)
-            state = self.states.get(str(p)) or JoinState(window_ms)
+            generation = self.rebalances()
+            if generation != self._generation:  # partitions may have come or gone
+                self.live.clear()
+                self._generation = generation
+            state = self.live.get(p)
+            if state is None:
+                state = self.live[p] = self._load(p)
             # The window is a setting: a restored state takes the one configured now.
-            state.window_ms = window_ms
+            state.window_ms = int(self.settings.ab_window_s * 1000)
             touched[p] = state
         return touched[p]
+
+    def _load(self, p: int) -> JoinState:
+        header = self.states.get(str(p))
+        if header is None:
+            return JoinState(int(self.settings.ab_window_s * 1000))
+        prefix = f"{p}/"
+        store = self.states.data
+        records = store.data if isinstance(store, MemoryStore) else store
+        users = [v for k, v in records.items() if k.startswith(prefix)]
+        return JoinState.from_records(header, users)
+
+    def _writes(self, touched: dict[int, JoinState]) -> list[tuple[Any, int, str, Any]]:
+        writes: list[tuple[Any, int, str, Any]] = []
+        for p, st in touched.items():
+            writes.append((self.states, p, str(p), st.header()))
+            for user, record in st.take_dirty().items():
+                writes.append((self.states, p, f"{p}/{user}", record))
+        return writes
 
     async def handle(self, events: Sequence[Any]) -> None:
         """Join a batch; the records reach the outcomes topic before the state is saved."""
@@ -90,11 +124,12 @@ class AttributeOutcomes:
         # Records before state: after a crash in between, the batch is redone and the
         # totals drop the groups whose offsets they already applied.
         sends = [
-            await self.outcomes.send(key=str(p).encode(), value=encode_groups(p, g), partition=0)
+            await self.outcomes.send(key=str(p).encode(), value=raw, partition=0)
             for p, g in groups.items()
+            for raw in encode_messages(p, g, MAX_OUTCOMES_MESSAGE_BYTES)
         ]
         await asyncio.gather(*sends)
-        await put_all((self.states, p, str(p), st) for p, st in touched.items())
+        await put_all(self._writes(touched))
 
     def _apply(self, state: JoinState, is_imp: bool, msg: Any) -> list[Any]:
         s = self.settings
@@ -183,7 +218,6 @@ class TrackExperiments:
 
 def register_codecs() -> None:
     """Table value codecs of the experiment state (idempotent)."""
-    codecs.register(JOIN_STATE, StateCodec(JoinState))
     codecs.register(TOTALS, StateCodec(Totals))
 
 
@@ -212,9 +246,10 @@ def wire_experiments(
     attribute = AttributeOutcomes(
         settings,
         topics.impressions.name,
-        table(TABLE_ATTRIBUTION, JOIN_STATE),
+        table(TABLE_ATTRIBUTION, ORJSON),
         outcomes,
         dead_letters,
+        rebalances=lambda: app.rebalancing_count,
     )
     track = TrackExperiments(
         settings,

@@ -39,25 +39,32 @@ def reader(table: Any) -> Callable[[str], Any]:
 
 
 async def put(table: Any, partition: int, key: str, value: Any) -> Awaitable[Any]:
-    """Set ``table[key] = value`` and log it to changelog ``partition``.
+    """Set ``table[key] = value`` and log it to changelog ``partition``; ``None`` deletes
+    the key (a tombstone in the changelog).
 
     Returns the changelog send's future. Await it before acknowledging the input:
     Faust's own table writes are fire-and-forget, and an offset committed before its
     state reached the changelog loses that state on restart.
     """
     store = table.data
-    store[key] = value
+    if value is None:  # a tombstone: the key goes, here and from the changelog
+        store.pop(key, None)
+    else:
+        store[key] = value
     if isinstance(store, MemoryStore):
         # The memory store forgets, after each rebalance, the keys of partitions the
         # worker no longer owns, but it knows a key's partition only from changelog
         # recovery. Without this, keys written here would outlive a revoked partition,
         # and a refresh would republish the lists of users another worker now owns.
-        store._key_partition[key] = partition
+        if value is None:
+            store._key_partition.pop(key, None)
+        else:
+            store._key_partition[key] = partition
     key_codec, value_codec = _codecs(table.key_serializer, table.value_serializer)
     future: Awaitable[Any] = await table.app.producer.send(
         table.changelog_topic.get_topic_name(),
         key_codec.dumps(key),
-        value_codec.dumps(value),
+        None if value is None else value_codec.dumps(value),
         partition,
         None,
         None,

@@ -24,6 +24,7 @@ the two topics, so a list is closed only once both inputs have moved past its wi
 from __future__ import annotations
 
 import heapq
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -37,6 +38,11 @@ UNKNOWN_SOURCE = "unknown"
 ENGAGED = frozenset({CLICK, ADD_TO_CART, PURCHASE})
 SOURCE_NAMES = {"b": "bought", "v": "viewed", "c": "category", "t": "trending"}
 IMPRESSIONS, INTERACTIONS = "imp", "int"
+# Bounds of one user's part of the state, which is one changelog record (under the
+# producers' 1 MB limit with lists of the longest impressions): lists open at once (the
+# oldest is closed early), and interactions waiting for a list (the oldest goes).
+MAX_OPEN_PER_USER = 50
+MAX_WAITING_PER_USER = 200
 
 
 def source_of(reason: str) -> str:
@@ -98,11 +104,16 @@ class JoinState:
     swept: int = -1  # horizon of the last sweep of held interactions
     by_user: dict[str, list[str]] = field(default_factory=dict)  # open request ids per user
     early: list[Early] = field(default_factory=list)  # heap, by event time
+    early_count: dict[str, int] = field(default_factory=dict)  # entries of ``early`` per user
+    dirty: set[str] = field(default_factory=set)  # users whose record changed since saved
 
     def __post_init__(self) -> None:
         if not self.by_user:
             for rid, s in self.shown.items():
                 self.by_user.setdefault(s.user_id, []).append(rid)
+        if not self.early_count:
+            for e in self.early:
+                self.early_count[e[1]] = self.early_count.get(e[1], 0) + 1
 
     # --- inputs --------------------------------------------------------------------------
 
@@ -124,8 +135,14 @@ class JoinState:
             sources[: len(imp.items)], imp.ts,
         )  # fmt: skip
         self.shown[imp.request_id] = shown
-        self.by_user.setdefault(imp.user_id, []).append(imp.request_id)
+        open_lists = self.by_user.setdefault(imp.user_id, [])
+        open_lists.append(imp.request_id)
+        self.dirty.add(imp.user_id)
         out: list[Record] = [["imp", shown.variant, shown.sources]]
+        if len(open_lists) > MAX_OPEN_PER_USER:
+            oldest = self.shown.pop(open_lists[0])
+            self._forget(oldest)
+            out.append(["fin", oldest.variant, 1 if oldest.clicked else 0, oldest.ts])
         waiting = self.held.pop(imp.user_id, [])
         for h in waiting:
             if self._match(h) is shown:
@@ -138,9 +155,12 @@ class JoinState:
         """A user acted on an item; attribute it now, or hold it until its list shows up."""
         out: list[Record] = []
         if not ev.request_id and ev.type in ENGAGED:
-            if ev.ts > self.latest.get(IMPRESSIONS, -1):
+            waiting = self.early_count.get(ev.user_id, 0)
+            if ev.ts > self.latest.get(IMPRESSIONS, -1) and waiting < MAX_WAITING_PER_USER:
                 # A list shown before it may still be on its way: wait for the impressions.
                 heapq.heappush(self.early, (ev.ts, ev.user_id, ev.item_id, ev.type))
+                self.early_count[ev.user_id] = waiting + 1
+                self.dirty.add(ev.user_id)
             else:
                 out += self._attribute(Held(ev.user_id, ev.item_id, ev.type, ev.ts, None))
         elif ev.request_id and (ev.type in ENGAGED or ev.type == VIEW):
@@ -151,7 +171,11 @@ class JoinState:
         """Join ``h`` to its list now, or hold it until the list arrives."""
         target = self._match(h)
         if target is None:
-            self.held.setdefault(h.user_id, []).append(h)
+            held = self.held.setdefault(h.user_id, [])
+            held.append(h)
+            if len(held) > MAX_WAITING_PER_USER:
+                del held[0]
+            self.dirty.add(h.user_id)
             return []
         return self._engage(target, h)
 
@@ -183,6 +207,7 @@ class JoinState:
 
     def _engage(self, shown: Shown, h: Held) -> list[Record]:
         out: list[Record] = []
+        self.dirty.add(shown.user_id)
         slot = shown.items.index(h.item_id)
         if slot not in shown.clicked:
             first = not shown.clicked
@@ -210,6 +235,7 @@ class JoinState:
         if kind == IMPRESSIONS:  # before any list closes: one of them may be theirs
             while self.early and self.early[0][0] <= ts:
                 e_ts, user, item, type_ = heapq.heappop(self.early)
+                self._early_done(user)
                 out += self._attribute(Held(user, item, type_, e_ts, None))
         horizon = self.watermark - self.window_ms
         # Arrival order is close to event-time order; stopping at the first open list
@@ -226,10 +252,18 @@ class JoinState:
         if horizon - self.swept >= self.window_ms // 4:
             self.swept = horizon
             kept = {u: [h for h in hs if h.ts >= horizon] for u, hs in self.held.items()}
+            self.dirty.update(u for u, hs in kept.items() if len(hs) != len(self.held[u]))
             self.held = {u: hs for u, hs in kept.items() if hs}
         return out
 
+    def _early_done(self, user: str) -> None:
+        left = self.early_count.pop(user, 1) - 1
+        if left > 0:
+            self.early_count[user] = left
+        self.dirty.add(user)
+
     def _forget(self, s: Shown) -> None:
+        self.dirty.add(s.user_id)
         rids = self.by_user.get(s.user_id, [])
         if s.request_id in rids:
             rids.remove(s.request_id)
@@ -237,6 +271,51 @@ class JoinState:
             self.by_user.pop(s.user_id, None)
 
     # --- persistence ---------------------------------------------------------------------
+    #
+    # Saved as one small header per partition and one record per user with anything open
+    # or waiting: one record for the whole partition grew with the traffic of a window
+    # (about 1 KB per open list) past the producers' 1 MB limit.
+
+    def header(self) -> dict[str, Any]:
+        """The partition's own part: window, watermarks, offsets applied, sweep horizon."""
+        return {"w": self.window_ms, "l": self.latest, "o": self.offsets, "x": self.swept}
+
+    def take_dirty(self) -> dict[str, dict[str, Any] | None]:
+        """The records of the users changed since the last call; ``None`` for a user with
+        nothing left (delete the record)."""
+        users, self.dirty = self.dirty, set()
+        early: dict[str, list[list[Any]]] = {}
+        if any(u in self.early_count for u in users):
+            for e in self.early:
+                if e[1] in users:
+                    early.setdefault(e[1], []).append(list(e))
+        out: dict[str, dict[str, Any] | None] = {}
+        for user in users:
+            shown = [self.shown[rid].to_list() for rid in self.by_user.get(user, ())]
+            held = [h.to_list() for h in self.held.get(user, ())]
+            mine = early.get(user, [])
+            out[user] = {"s": shown, "h": held, "e": mine} if shown or held or mine else None
+        return out
+
+    @classmethod
+    def from_records(cls, header: dict[str, Any], users: Iterable[dict[str, Any]]) -> JoinState:
+        """Inverse of :meth:`header` and :meth:`take_dirty`. A header of the earlier form
+        (the whole partition in one record) carries its lists and interactions itself."""
+        parts = [header, *users]
+        shown = sorted(
+            (Shown.from_list(v) for part in parts for v in part.get("s", ())),
+            key=lambda s: s.ts,  # arrival order is close to event-time order
+        )
+        held: dict[str, list[Held]] = {}
+        for part in parts:
+            for v in part.get("h", ()):
+                held.setdefault(v[0], []).append(Held(*v))
+        early: list[Early] = [(e[0], e[1], e[2], e[3]) for part in parts for e in part.get("e", ())]
+        heapq.heapify(early)
+        return cls(
+            header["w"], {s.request_id: s for s in shown}, held, dict(header["l"]),
+            dict(header["o"]), header["x"], early=early,
+        )  # fmt: skip
 
     def to_dict(self) -> dict[str, Any]:
         """Compact JSON-ready form (table changelog)."""

@@ -27,6 +27,20 @@ def encode_groups(partition: int, groups: Sequence[Group]) -> bytes:
     return orjson.dumps({"p": partition, "g": groups})
 
 
+def encode_messages(partition: int, groups: Sequence[Group], max_bytes: int) -> list[bytes]:
+    """Outcomes messages of ``partition``, in order, each under ``max_bytes`` unless one
+    group alone is larger (a group, one input message's records, is never split: the
+    totals skip groups by their offset)."""
+    whole = encode_groups(partition, groups)
+    if len(whole) <= max_bytes or len(groups) < 2:
+        return [whole]
+    half = len(groups) // 2
+    return [
+        *encode_messages(partition, groups[:half], max_bytes),
+        *encode_messages(partition, groups[half:], max_bytes),
+    ]
+
+
 def observation(detector: str, key: str, value: float, ts_ms: int) -> Record:
     """A record that feeds drift detector ``detector`` (e.g. a ranker's loss per variant)."""
     return ["obs", detector, key, value, ts_ms]

@@ -11,7 +11,7 @@ from typing import Any
 import orjson
 
 from agents import codecs
-from agents.experiments import JOIN_STATE, AttributeOutcomes, register_codecs
+from agents.experiments import MAX_OUTCOMES_MESSAGE_BYTES, AttributeOutcomes, register_codecs
 from schemas.errors import DecodeError
 from streams.attribution import JoinState
 from streams.partitioning import partition_for
@@ -29,8 +29,10 @@ class _Outcomes:
 
     def __init__(self) -> None:
         self.records: list[Any] = []
+        self.sizes: list[int] = []
 
     async def send(self, key: bytes, value: bytes, partition: int) -> asyncio.Future[None]:
+        self.sizes.append(len(value))
         for group in orjson.loads(value)["g"]:
             self.records.extend(group[2])
         done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
@@ -40,9 +42,11 @@ class _Outcomes:
 
 class _Producer:
     def __init__(self) -> None:
-        self.sent: list[tuple[str, bytes, bytes, int]] = []
+        self.sent: list[tuple[str, bytes, bytes | None, int]] = []
 
-    async def send(self, topic: str, key: bytes, value: bytes, partition: int, *_: Any) -> Any:
+    async def send(
+        self, topic: str, key: bytes, value: bytes | None, partition: int, *_: Any
+    ) -> Any:
         self.sent.append((topic, key, value, partition))
         done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         done.set_result(None)
@@ -52,12 +56,23 @@ class _Producer:
 class _Table(dict):  # type: ignore[type-arg]
     """A table as agents.tables reads and writes it: its store, codecs and changelog."""
 
-    key_serializer, value_serializer = codecs.STR, JOIN_STATE
+    key_serializer, value_serializer = codecs.STR, codecs.ORJSON
 
     def __init__(self) -> None:
         super().__init__()
-        self.app = SimpleNamespace(producer=_Producer())
+        self.producer = _Producer()
+        self.app = SimpleNamespace(producer=self.producer)
         self.changelog_topic = SimpleNamespace(get_topic_name=lambda: "attribution-changelog")
+
+    def recovered(self) -> _Table:
+        """What a worker taking the partitions over reads back from the changelog."""
+        table = _Table()
+        for _, key, value, _ in self.producer.sent:
+            if value is None:
+                table.pop(key.decode(), None)
+            else:
+                table[key.decode()] = orjson.loads(value)
+        return table
 
     @property
     def data(self) -> dict[str, Any]:
@@ -150,8 +165,56 @@ def test_a_restored_join_state_takes_the_window_configured_now() -> None:
     # The state was saved while the window was 1 s; the worker restarts with 60 s.
     states = _Table()
     p = partition_for("u1", PARTITIONS)
-    states[str(p)] = JoinState(window_ms=1_000)
+    states[str(p)] = JoinState(window_ms=1_000).header()
     h = _Handler(window_s=60, states=states)
     h.run(h.shown("r1", "u1", ["i1"], NOW), h.acted("u1", "i1", NOW + 30_000, rid="r1"))
     assert "clk" in h.kinds()
-    assert states[str(p)].window_ms == 60_000  # and it is saved with it
+    assert states[str(p)]["w"] == 60_000  # and it is saved with it
+
+
+def test_the_state_is_saved_per_user_in_records_of_bounded_size() -> None:
+    """A busy partition holds thousands of open lists: saved as one record, it passed the
+    producers' 1 MB limit and the worker could not save its state."""
+    h = _Handler(window_s=1_800)
+    items = [f"item-{n:04d}" for n in range(50)]
+    users = [f"u{n}" for n in range(400) if partition_for(f"u{n}", PARTITIONS) == 0]
+    for n in range(0, 3_000, 500):  # 3,000 lists shown within the window
+        h.run(*(h.shown(f"r{m}", users[m % len(users)], items, NOW + m) for m in range(n, n + 500)))
+    changelog = h.states.producer.sent
+    assert max(len(value or b"") for *_, value, _ in changelog) < 200_000
+    assert sum(len(value or b"") for *_, value, _ in changelog) > 1_000_000  # it was big
+    assert max(h.outcomes.sizes) <= MAX_OUTCOMES_MESSAGE_BYTES
+
+
+def test_a_worker_taking_a_partition_over_goes_on_from_its_records() -> None:
+    """The same log with the state read back from the changelog halfway gives the same
+    records as without; closed lists leave no user record behind."""
+    log = []
+    probe = _Handler()
+    for n in range(40):
+        user = f"u{n % 7}"
+        log.append(probe.shown(f"r{n}", user, [f"i{n}", f"i{n + 1}"], NOW + n * 1_000))
+        log.append(probe.acted(user, f"i{n}", NOW + n * 1_000 + 10 * (n % 3), rid=f"r{n}"))
+        log.append(probe.acted(user, f"i{n + 1}", NOW + n * 1_000 + 500))  # no request id
+    log.append(probe.shown("last", "u0", ["x"], NOW + 200_000))
+    log.append(probe.acted("u0", "x", NOW + 200_000))
+
+    straight = _Handler(window_s=5)
+    straight.run(*log[:60])
+    straight.run(*log[60:])
+
+    first = _Handler(window_s=5)
+    first.run(*log[:60])
+    second = _Handler(window_s=5, states=first.states.recovered())
+    second.run(*log[60:])
+    taken_over = first.outcomes.records + second.outcomes.records
+
+    assert sorted(map(repr, taken_over)) == sorted(map(repr, straight.outcomes.records))
+    assert any(r[0] == "fin" for r in taken_over) and any(r[0] == "clk" for r in taken_over)
+    # a record per user with a list open or an interaction waiting, and no other
+    saved = {k for k in second.states.recovered() if "/" in k}
+    live = second.handler.live
+    expected = {
+        f"{p}/{u}" for p, st in live.items() for u in [*st.by_user, *st.held, *st.early_count]
+    }
+    assert saved == expected and len(saved) < 7

@@ -218,3 +218,17 @@ def test_a_click_naming_its_list_counts_only_within_the_window() -> None:
     assert j.interaction(act("u", "x", 1000 + W + 1, rid="r1")) == []
     assert j.interaction(act("u", "x", 999, rid="r1")) == []  # before the list
     assert j.interaction(act("u", "x", 1000 + W, rid="r1")) != []
+
+
+def test_a_state_saved_whole_reads_back_as_the_header_and_user_records_do() -> None:
+    """The earlier form kept a partition's whole state in one record."""
+    j = JoinState(W)
+    j.impression(imp("r1", "u", ["x"], 1000))
+    j.impression(imp("r2", "v", ["y"], 2000))
+    j.interaction(act("u", "q", 900, rid="nope"))
+    j.interaction(act("w", "x", 5000))  # waits for the impressions to reach 5000
+    whole = JoinState.from_records(j.to_dict(), [])
+    parts = JoinState.from_records(j.header(), [r for r in j.take_dirty().values() if r])
+    for back in (whole, parts):
+        assert back.to_dict() == j.to_dict()
+        assert back.by_user == j.by_user and back.early_count == {"w": 1}
