@@ -58,8 +58,10 @@ class TopicMismatch(TopicError):
         super().__init__(
             topic,
             f"topic {topic!r} has {actual} partition(s) but {expected} are expected; Kafka "
-            "cannot shrink a topic and growing it moves keys to other partitions, so delete "
-            "and recreate it, or make KAPPAREC_PARTITIONS match the existing topics",
+            "cannot shrink a topic and growing it moves keys to other partitions. Make "
+            "KAPPAREC_PARTITIONS match the existing topics, or recreate the topic and "
+            "replay into a new version: a version's state remembers the offsets it applied, "
+            "and a recreated topic's events, whose offsets start again, would be skipped",
         )
         self.expected = expected
         self.actual = actual
