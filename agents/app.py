@@ -276,7 +276,10 @@ def build_app(settings: Settings) -> Runtime:
 
     @app.timer(settings.flush_interval_s)
     async def settle_user_lists() -> None:
-        await _guard(app, "settle_user_lists", user_lists.settle, reader(users))
+        # Not while partitions move: until this worker's recovery ends, its store still
+        # holds the users of partitions it lost, whose new owner writes their lists.
+        if not app.rebalancing:
+            await _guard(app, "settle_user_lists", user_lists.settle, reader(users))
 
     # Worker-side figures reach the HTTP API's /metrics through Redis (see agents/metrics.py).
     WORKER.bind(settings.namespace, settings.version, settings.worker_id)
