@@ -5,15 +5,21 @@ against 38,000 queries/s for 32-d vectors on this machine), so changes are coale
 :meth:`VectorIndex.upsert` and :meth:`delete` only record the latest vector (or tombstone)
 per item in a dirty set, and :meth:`flush` applies it when the set reaches ``flush_size``
 or when ``flush_every_ms`` of event time passed since the last flush. An item whose vector
-moved less than ``min_change`` (cosine distance) since it was last indexed is not
-re-indexed at all: ANN only proposes candidates, their scores are exact.
+moved less than ``min_change`` (cosine distance) from the vector the graph holds is not
+rewritten in the graph, but its latest vector is what exact scans and the scores of ANN
+results use: ANN only proposes candidates, and a score never depends on which flush
+brought which vector (a replay of the compacted topic scores as the live run did).
 
 Discipline: one lock guards the graph; queries and writes both take it, so nothing is
 written while a query runs. A flush holds it for at most ``chunk`` updates at a time, so
 queries interleave with a long flush. A flush whose dirty set is a large part of the index
 (updates would cost more than building anew, inserts being ~15x cheaper) builds a new graph
-aside, without the lock, and swaps it in: readers are never stalled by it. Growth doubles
-the capacity (``resize_index``), so it happens O(log n) times.
+aside, without the lock, and swaps it in: readers are never stalled by it. So does a flush
+that would leave more deleted elements in the graph than live ones (``mark_deleted`` keeps
+them, and queries still walk them); a rebuild hands out labels anew, so the graph, its
+capacity and the label maps follow the live items, not every id ever seen. Growth doubles
+the capacity (``resize_index``), so it happens O(log n) times. Writes (``upsert``,
+``delete``, ``flush``) come from one thread.
 
 A replica catches up by :meth:`apply` of the records a compacted item-vectors topic holds
 (``item_id -> vector | tombstone``, last one wins) followed by a flush.
@@ -88,7 +94,8 @@ class VectorIndex:
         self.lock = threading.Lock()
         self.labels: dict[str, int] = {}
         self.ids: list[str] = []
-        self.indexed: dict[int, Matrix] = {}  # label -> vector as indexed (live items only)
+        self.indexed: dict[int, Matrix] = {}  # label -> latest vector (live items only)
+        self.drifted: dict[int, Matrix] = {}  # label -> the graph's vector, where not latest
         self.pending: dict[int, Matrix | None] = {}  # label -> latest vector or tombstone
         self.last_flush_ts: int | None = None
         self.updates = 0
@@ -139,19 +146,29 @@ class VectorIndex:
         return self.flush(now_ts) if self.due(now_ts) else 0
 
     def flush(self, now_ts: int | None = None) -> int:
-        """Apply the dirty set to the graph; returns how many elements were written."""
+        """Apply the dirty set; returns how many graph elements were written.
+
+        Every latest vector reaches :attr:`indexed`; the graph takes only those that moved.
+        """
         if now_ts is not None:
             self.last_flush_ts = now_ts
         pending, self.pending = self.pending, {}
         deletes = [lb for lb, v in pending.items() if v is None and lb in self.indexed]
-        writes = {lb: v for lb, v in pending.items() if v is not None and self._moved(lb, v)}
+        writes, nudged = self._split(pending)
+        if nudged:
+            self._scan = None
+            with self.lock:
+                for lb, v in nudged.items():
+                    self.drifted.setdefault(lb, self.indexed[lb])
+                    self.indexed[lb] = v
         if not deletes and not writes:
             return 0
         self._scan = None
         fresh = sum(1 for lb in writes if lb not in self.indexed)
         updates = len(writes) - fresh
         live_after = len(self.indexed) + fresh - len(deletes)
-        if updates * UPDATE_COST > live_after:
+        dead_after = self.graph.get_current_count() - len(self.indexed) + len(deletes)
+        if updates * UPDATE_COST > live_after or dead_after > live_after:
             self._rebuild(writes, deletes)
         else:
             self._write_in_place(writes, deletes)
@@ -215,8 +232,8 @@ class VectorIndex:
         hits = 0
         for i, (q, floor) in enumerate(zip(sample.queries, sample.kth, strict=True)):
             own = None if sample.own is None else sample.own[i]
-            labels, dist = self._knn(q, sample.k + (own is not None), ef)
-            hit = 1.0 - dist >= floor - TIE
+            labels, scores, _ = self._knn(q, sample.k + (own is not None), ef)
+            hit = scores >= floor - TIE
             if own is not None:
                 hit &= labels != own
             hits += min(sample.k, int(np.count_nonzero(hit)))
@@ -228,12 +245,18 @@ class VectorIndex:
         """The ``k`` indexed items with the largest inner product, best first."""
         if not self.indexed:
             return []
-        labels, dist = self._knn(np.asarray(vector, dtype=np.float32), k, self.ef)
-        # hnswlib's "ip" distance is 1 - inner product
-        return [(self.ids[int(lb)], 1.0 - float(d)) for lb, d in zip(labels, dist, strict=True)]
+        labels, scores, ids = self._knn(np.asarray(vector, dtype=np.float32), k, self.ef)
+        return [(ids[int(lb)], float(s)) for lb, s in zip(labels, scores, strict=True)]
 
-    def _knn(self, query: Matrix, k: int, ef: int) -> tuple[Any, Any]:
-        """Labels and distances of the graph's ``k`` nearest at breadth ``ef``, under the lock."""
+    def _knn(
+        self, query: Matrix, k: int, ef: int
+    ) -> tuple[Any, npt.NDArray[np.float64], list[str]]:
+        """Labels and inner products of the graph's ``k`` nearest at breadth ``ef``, best
+        first, and the ids the labels map to, all under the lock (a rebuild relabels).
+
+        An item the graph holds with an older vector (:attr:`drifted`) is scored with its
+        latest one, and the results sorted again.
+        """
         with self.lock:
             n = len(self.indexed)
             k = min(k, n)
@@ -243,7 +266,17 @@ class VectorIndex:
             except RuntimeError:  # too few reachable live elements at this ef: search wider
                 self.graph.set_ef(max(n, k))
                 labels, dist = self.graph.knn_query(query, k=k)
-        return labels[0], dist[0]
+            # hnswlib's "ip" distance is 1 - inner product
+            found, scores = labels[0], 1.0 - dist[0].astype(np.float64)
+            held = self.drifted
+            drifted = [j for j, lb in enumerate(found.tolist()) if lb in held] if held else []
+            if drifted:
+                for j in drifted:
+                    scores[j] = self.indexed[int(found[j])] @ query
+                order = np.argsort(-scores, kind="stable")
+                found, scores = found[order], scores[order]
+            ids = self.ids
+        return found, scores, ids
 
     def exact_kth(self, queries: Matrix, k: int) -> npt.NDArray[np.float32]:
         """The exact ``k``-th best inner product of each query over every indexed vector.
@@ -299,9 +332,24 @@ class VectorIndex:
             self.ids.append(item_id)
         return label
 
-    def _moved(self, label: int, vector: Matrix) -> bool:
-        old = self.indexed.get(label)
-        return old is None or 1.0 - float(old @ vector) >= self.params.min_change
+    def _split(
+        self, pending: dict[int, Matrix | None]
+    ) -> tuple[dict[int, Matrix], dict[int, Matrix]]:
+        """The vectors the graph must take (new items, or moved at least ``min_change`` from
+        the vector the graph holds) and the others, which only :attr:`indexed` takes.
+
+        Measured against the graph's vector, not the last one seen, so that small moves
+        adding up still reach the graph.
+        """
+        writes: dict[int, Matrix] = {}
+        nudged: dict[int, Matrix] = {}
+        for lb, v in pending.items():
+            if v is None:
+                continue
+            held = self.drifted.get(lb, self.indexed.get(lb))
+            moved = held is None or 1.0 - float(held @ v) >= self.params.min_change
+            (writes if moved else nudged)[lb] = v
+        return writes, nudged
 
     def _new_graph(self, capacity: int) -> Any:
         p = self.params
@@ -319,6 +367,7 @@ class VectorIndex:
             for lb in deletes:
                 self.graph.mark_deleted(lb)
                 del self.indexed[lb]
+                self.drifted.pop(lb, None)
             need = len(self.ids)
             if need > self.graph.get_max_elements():
                 self.graph.resize_index(max(need, 2 * self.graph.get_max_elements()))
@@ -330,18 +379,28 @@ class VectorIndex:
                 self.graph.add_items(mat, np.asarray(part, dtype=np.int64))
                 for lb in part:
                     self.indexed[lb] = writes[lb]
+                    self.drifted.pop(lb, None)
             self.updates += len(part)
 
     def _rebuild(self, writes: dict[int, Matrix], deletes: list[int]) -> None:
-        live = {lb: v for lb, v in self.indexed.items() if lb not in set(deletes)}
+        """Build a graph of the live items aside and swap it in.
+
+        Labels are handed out anew, ``0 .. n-1`` in the order of the old ones: deleted
+        items leave the label maps, and the capacity is twice the live items.
+        """
+        gone = set(deletes)
+        live = {lb: v for lb, v in self.indexed.items() if lb not in gone}
         live.update(writes)
-        capacity = max(self.params.initial_capacity, 2 * len(self.ids))
-        graph = self._new_graph(capacity)
-        if live:
-            labels = sorted(live)
-            graph.add_items(np.stack([live[lb] for lb in labels]), np.asarray(labels))
+        old = sorted(live)
+        ids = [self.ids[lb] for lb in old]
+        graph = self._new_graph(max(self.params.initial_capacity, 2 * len(ids)))
+        if old:
+            graph.add_items(np.stack([live[lb] for lb in old]), np.arange(len(old)))
+        indexed = {new: live[lb] for new, lb in enumerate(old)}
+        labels = {item: new for new, item in enumerate(ids)}
         with self.lock:  # the swap is the only moment readers wait for
-            self.graph, self.indexed = graph, live
+            self.graph, self.indexed, self.ids, self.labels = graph, indexed, ids, labels
+            self.drifted = {}
         self.rebuilds += 1
         self.updates += len(writes)
 
@@ -358,6 +417,7 @@ class VectorIndex:
         self.__dict__.setdefault("recall", None)
         self.__dict__.setdefault("calibrated_at", 0)
         self.__dict__.setdefault("changed_since", 0)
+        self.__dict__.setdefault("drifted", {})
         self.lock = threading.Lock()
 
 

@@ -29,6 +29,7 @@ VECTORS = VectorParams()  # the shared dimension and seed of every content vecto
 # Flush on 256 pending changes or one second of the caller's clock (the worker: wall clock).
 INDEX = IndexParams(flush_every_ms=1_000)
 TRACK_WIDTH = 4  # beyond exact scans, a change is tested against 4 x list_size ANN neighbours
+SCORE_BLOCK = 1 << 22  # scores per block of the exact stale-list test (float32: 16 MiB)
 
 
 def encode_value(vector: tuple[float, ...] | None) -> bytes | None:
@@ -68,6 +69,22 @@ def content_record(encoder: ContentEncoder, item_id: str, meta: Mapping[str, Any
     if not np.any(vec):
         return VectorRecord(item_id, None)
     return VectorRecord(item_id, tuple(vec.tolist()))
+
+
+def best_scores(vectors: Matrix, mat: Matrix) -> npt.NDArray[np.float64]:
+    """Per row of ``mat``, its best inner product with any of ``vectors``, rounded to 4
+    decimals as lists publish scores.
+
+    In blocks of about ``SCORE_BLOCK`` scores, keeping a running best: a poll may change
+    5,000 items, and their vectors before and after against 20,000 items would be 0.8 GB of
+    float32 scores at once. Rounding is monotonic, so the rounded best equals the best of
+    the rounded scores.
+    """
+    best = np.full(len(mat), -np.inf, dtype=np.float32)
+    rows = max(1, SCORE_BLOCK // max(1, len(mat)))
+    for start in range(0, len(vectors), rows):
+        np.maximum(best, (vectors[start : start + rows] @ mat.T).max(axis=0), out=best)
+    return best.astype(np.float64).round(4)
 
 
 Neighbours = list[tuple[str, float]]
@@ -127,7 +144,7 @@ class VectorReplica:
             return set()
         changed = [self.index.ids[lb] for lb in self.index.pending]
         before = [v for v in map(self.vector, changed) if v is not None] if track else []
-        self.index.flush(now_ms)
+        self.flush(now_ms)
         stale = set(changed)
         if track:
             after = [v for v in map(self.vector, changed) if v is not None]
@@ -142,10 +159,10 @@ class VectorReplica:
             width = TRACK_WIDTH * self.params.list_size
             pairs = [(lb, s) for v in vectors for lb, s in self._ann_labels(v, width)]
             labels = np.asarray([lb for lb, _ in pairs], dtype=np.int64)
-            scores = np.round(np.asarray([s for _, s in pairs], dtype=np.float64), 4)
+            scores = np.asarray([s for _, s in pairs], dtype=np.float64).round(4)
         else:
             labels, mat = self.index.matrix()
-            scores = np.round((np.stack(vectors) @ mat.T).astype(np.float64), 4).max(axis=0)
+            scores = best_scores(np.stack(vectors), mat)
         floors = self._floors(labels)
         hit = labels[scores >= floors]  # NaN floors (never computed) compare False
         return {self.index.ids[int(lb)] for lb in hit}
@@ -170,7 +187,20 @@ class VectorReplica:
 
     def flush(self, now_ms: int) -> int:
         """Write every pending change now (end of a catch-up); returns elements written."""
-        return self.index.flush(now_ms)
+        ids, rebuilds = self.index.ids, self.index.rebuilds
+        written = self.index.flush(now_ms)
+        if self.index.rebuilds != rebuilds:
+            self._relabel(ids)
+        return written
+
+    def _relabel(self, old_ids: list[str]) -> None:
+        """Carry the floors over to the labels a rebuild handed out; deleted items' go."""
+        floor = np.full(len(self.index.ids), np.nan)
+        for old in np.flatnonzero(~np.isnan(self.floor)):
+            new = self.index.labels.get(old_ids[old])
+            if new is not None:
+                floor[new] = self.floor[old]
+        self.floor = floor
 
     def neighbours(self, item_id: str, k: int | None = None) -> Neighbours:
         """The ``k`` nearest other items of an indexed item; ``[]`` if absent.

@@ -270,3 +270,65 @@ def test_exact_kth_with_fewer_items_than_k_or_none() -> None:
     idx = filled(IndexParams(dim=DIM), unit(30, 3))
     assert np.all(np.isneginf(idx.exact_kth(unit(31, 2), 5)))
     assert np.all(np.isneginf(VectorIndex(IndexParams(dim=DIM)).exact_kth(unit(31, 2), 1)))
+
+
+def test_a_small_move_scores_with_the_latest_vector() -> None:
+    # The graph keeps the vector it holds (the move is under min_change), but a score
+    # must not depend on which flush brought which vector.
+    idx = small()
+    vs = unit(32, 20)
+    for n, v in enumerate(vs):
+        idx.upsert(f"i{n}", v)
+    idx.flush()
+    nudged = vs[0] + 0.05 * unit(33)[0]
+    nudged /= np.linalg.norm(nudged)
+    assert 0 < 1.0 - float(vs[0] @ nudged) < idx.params.min_change
+    idx.upsert("i0", nudged)
+    assert idx.flush() == 0  # not rewritten in the graph
+    q = unit(34)[0]
+    found = dict(idx.query(q, 20))
+    assert found["i0"] == pytest.approx(float(nudged @ q), abs=1e-6)
+    assert list(found.values()) == sorted(found.values(), reverse=True)
+    labels, scores = idx.scan(q)
+    assert scores[list(labels).index(idx.labels["i0"])] == pytest.approx(float(nudged @ q))
+
+
+def test_small_moves_that_add_up_reach_the_graph() -> None:
+    idx = small()
+    v = unit(35)[0]
+    idx.upsert("a", v)
+    idx.flush()
+    away = unit(36)[0]
+    away -= (away @ v) * v
+    away /= np.linalg.norm(away)
+    written = []
+    for angle in np.linspace(0.1, 0.5, 5):  # 0.1 rad apart: each step under min_change
+        moved = np.cos(angle) * v + np.sin(angle) * away
+        idx.upsert("a", moved.astype(np.float32))
+        written.append(idx.flush())
+    assert written[0] == 0 and sum(written) >= 1  # against the graph's vector, not the last
+
+
+def test_churn_does_not_pile_up_deleted_elements() -> None:
+    # Deleted elements stay in the graph (mark_deleted) and queries walk them: once they
+    # would outnumber the live ones, the graph is built anew and the labels compacted.
+    idx = small()
+    vs = unit(37, 1300)
+    for n in range(100):
+        idx.upsert(f"i{n}", vs[n])
+    idx.flush()
+    live = [f"i{n}" for n in range(100)]
+    for r in range(60):  # 1,200 deletes and as many new items
+        for item in live[:20]:
+            idx.delete(item)
+        live = live[20:] + [f"i{n}" for n in range(100 + 20 * r, 120 + 20 * r)]
+        for item in live[-20:]:
+            idx.upsert(item, vs[int(item[1:])])
+        idx.flush()
+        assert len(idx) == 100
+        assert idx.graph.get_current_count() <= 2 * len(idx) + 20
+        assert len(idx.ids) == len(idx.labels) <= 2 * len(idx) + 20
+    assert idx.rebuilds > 0 and idx.graph.get_max_elements() <= 4 * len(idx)
+    assert all(idx.ids[idx.labels[item]] == item for item in live)
+    assert sorted(idx.ids[lb] for lb in idx.indexed) == sorted(live)
+    assert all(idx.query(vs[int(item[1:])], 1)[0][0] == item for item in live[::7])

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import tracemalloc
+
 import numpy as np
 import pytest
 
+from streams.models import replica as replica_module
 from streams.models.index import IndexParams
 from streams.models.replica import (
+    Neighbours,
     ReplicaParams,
     StaleLists,
     VectorReplica,
@@ -249,3 +253,144 @@ def test_a_slow_recompute_stretches_the_wait() -> None:
     assert not waiting.due(3.9, idle=False)
     assert waiting.due(4.0, idle=False)
     assert waiting.due(0.1, idle=True)
+
+
+HEADPHONES = {
+    "category": "electronics.audio.headphones",
+    "brand": "sonic",
+    "price": 199.0,
+    "title": "Sonic WH1000XM5 wireless industry leading noise cancelling over ear headphones"
+    " with auto noise canceling optimizer crystal clear hands free calling alexa voice"
+    " control 30 hour battery life quick charge black",
+}
+OTHER_HEADPHONES = [
+    {"category": "electronics.audio.headphones", "brand": b, "price": p, "title": t}
+    for b, p, t in [
+        ("sonic", 149.0, "Sonic WH700 wireless headphones"),
+        ("bose", 299.0, "QC noise cancelling headphones bluetooth"),
+        ("sonic", 199.0, "Sonic earbuds wireless bluetooth black"),
+        ("jbl", 99.0, "Tune over ear headphones black"),
+        ("akg", 199.0, "K371 studio headphones"),
+    ]
+]
+
+
+@pytest.mark.parametrize("exact_up_to", [20_000, 0])
+def test_a_small_edit_gives_the_lists_a_replay_gives(exact_up_to: int) -> None:
+    """A word added to a long title moves the content vector less than ``min_change``:
+    the lists must still be those of the latest vector, as a replay of the compacted topic
+    (which only holds the edited record) computes them; by exact scan or from the graph."""
+    others = [(content_record(ENC, f"o{n}", m), 1) for n, m in enumerate(OTHER_HEADPHONES)]
+    first = (content_record(ENC, "x", HEADPHONES), 2)
+    edited = {**HEADPHONES, "title": str(HEADPHONES["title"]) + " bluetooth"}
+    second = (content_record(ENC, "x", edited), 3)
+    v1, v2 = (np.asarray(rec.vector) for rec, _ in (first, second))
+    assert 0 < 1.0 - float(v1 @ v2) < ReplicaParams().index.min_change
+
+    def run(flushes: list[list[tuple[VectorRecord, int]]]) -> dict[str, Neighbours | None]:
+        replica = VectorReplica(ReplicaParams(list_size=5, exact_up_to=exact_up_to))
+        for n, chunk in enumerate(flushes):
+            replica.step(chunk, now_ms=n * 10_000, track=False)
+        replica.flush(10**9)
+        return replica.lists(sorted(replica.items()))
+
+    assert run([[*others, first], [second]]) == run([[*others, second]])
+
+
+def dyadic_changes(rng: np.random.Generator, step: int) -> list[tuple[VectorRecord, int]]:
+    """5 to 15 changes among 60 items; entries are multiples of 1/4, so every score is
+    exact whatever order a matrix product sums in (and ties abound)."""
+    changes = []
+    for _ in range(int(rng.integers(5, 16))):
+        item = f"i{int(rng.integers(60))}"
+        if rng.random() < 0.1:
+            changes.append((VectorRecord(item, None), step))
+        else:
+            v = rng.integers(-2, 3, size=32) / 4.0
+            v[0] = 1.0  # never zero
+            changes.append((VectorRecord(item, tuple(v.tolist())), step))
+    return changes
+
+
+def test_stale_sets_scored_in_blocks_equal_one_block(monkeypatch: pytest.MonkeyPatch) -> None:
+    rng = np.random.default_rng(5)
+    whole = VectorReplica(ReplicaParams(list_size=4))
+    blocked = VectorReplica(ReplicaParams(list_size=4))
+    scored = replica_module.best_scores
+    blocks: list[int] = []
+
+    def counted(vectors: np.ndarray, mat: np.ndarray) -> np.ndarray:
+        blocks.append(-(-len(vectors) // max(1, replica_module.SCORE_BLOCK // len(mat))))
+        return scored(vectors, mat)
+
+    for step in range(40):
+        changes = dyadic_changes(rng, step)
+        expected = whole.step(changes, now_ms=step * 2_000)
+        with monkeypatch.context() as m:
+            m.setattr(replica_module, "SCORE_BLOCK", 100)  # over 50 items: a row a block
+            m.setattr(replica_module, "best_scores", counted)
+            got = blocked.step(changes, now_ms=step * 2_000)
+        assert got == expected, f"step {step}"
+        published = blocked.lists(sorted(got))
+        whole.lists(sorted(expected))
+        current = {i: found for i, found in published.items() if found is not None}
+        assert current == blocked.lists(sorted(current)), f"step {step}"
+    assert max(blocks) >= 15  # steps spanned many blocks
+    vectors = (rng.integers(-2, 3, size=(50, 32)) / 4).astype(np.float32)
+    items = (rng.integers(-2, 3, size=(60, 32)) / 4).astype(np.float32)
+    one = np.round((vectors @ items.T).astype(np.float64), 4).max(axis=0)
+    monkeypatch.setattr(replica_module, "SCORE_BLOCK", 7 * 60)
+    assert np.array_equal(replica_module.best_scores(vectors, items), one)
+
+
+def test_the_exact_stale_list_test_holds_a_block_of_scores_not_all() -> None:
+    """3,000 items, 1,000 of them changed: their vectors before and after against every
+    item were 6 M scores held at once three times over (float32, float64, rounded),
+    about 120 MB; in blocks of ``SCORE_BLOCK`` (16 MiB) the step stays well under 40 MiB."""
+    rng = np.random.default_rng(6)
+
+    def unit(n: int) -> np.ndarray:
+        m: np.ndarray = rng.normal(size=(n, 32)).astype(np.float32)
+        m /= np.linalg.norm(m, axis=1, keepdims=True)
+        return m
+
+    replica = VectorReplica(ReplicaParams(list_size=20))
+    first = unit(3_000)
+    replica.step([(VectorRecord(f"i{n}", tuple(v.tolist())), 0) for n, v in enumerate(first)], 0)
+    replica.flush(0)
+    replica.lists([f"i{n}" for n in range(0, 3_000, 50)])
+    moved = [(VectorRecord(f"i{n}", tuple(v.tolist())), 1) for n, v in enumerate(unit(1_000))]
+    tracemalloc.start()
+    try:
+        stale = replica.step(moved, now_ms=10_000)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert len(stale) > 1_000  # the test ran: changed items and lists they entered or left
+    assert peak < 40 * 2**20
+
+
+def test_lists_stay_fresh_while_churn_rebuilds_and_relabels() -> None:
+    """Deleted items and new ones: rebuilds hand out labels anew, and the floors of the
+    computed lists must follow their items."""
+    rng = np.random.default_rng(7)
+    centres = rng.normal(size=(4, 32))
+    replica = VectorReplica(ReplicaParams(list_size=4))
+    published: dict[str, list[tuple[str, float]] | None] = {}
+    born = 0
+    for step in range(80):
+        live = sorted(replica.items())
+        changes = [(VectorRecord(i, None), step) for i in live[: int(rng.integers(0, 6))]]
+        for _ in range(int(rng.integers(1, 6))):
+            v = centres[rng.integers(4)] + rng.normal(scale=0.6, size=32)
+            changes.append(
+                (VectorRecord(f"n{born:04d}", tuple((v / np.linalg.norm(v)).tolist())), step)
+            )
+            born += 1
+        stale = replica.step(changes, now_ms=step * 2_000)
+        published.update(replica.lists(sorted(stale)))
+        current = {i: found for i, found in published.items() if found is not None}
+        assert current == replica.lists(sorted(current)), f"step {step}"
+    assert replica.index.rebuilds >= 3
+    assert len(replica.index.ids) <= 2 * len(replica) + 10
+    assert len(replica.floor) <= 4 * len(replica) + 20
