@@ -65,12 +65,15 @@ class AttributeOutcomes:
     rebalances: Callable[[], int] = lambda: 0
     live: dict[int, JoinState] = field(default_factory=dict)
     _generation: int = field(default=-1, init=False)
+    # The table's user records by partition, gathered in one pass after a rebalance.
+    _saved: dict[str, list[Any]] | None = field(default=None, init=False)
 
     def _state(self, p: int, touched: dict[int, JoinState]) -> JoinState:
         if p not in touched:
             generation = self.rebalances()
             if generation != self._generation:  # partitions may have come or gone
                 self.live.clear()
+                self._saved = None
                 self._generation = generation
             state = self.live.get(p)
             if state is None:
@@ -84,11 +87,17 @@ class AttributeOutcomes:
         header = self.states.get(str(p))
         if header is None:
             return JoinState(int(self.settings.ab_window_s * 1000))
-        prefix = f"{p}/"
-        store = self.states.data
-        records = store.data if isinstance(store, MemoryStore) else store
-        users = [v for k, v in records.items() if k.startswith(prefix)]
-        return JoinState.from_records(header, users)
+        if self._saved is None:
+            # Partitions not loaded since the rebalance have had no writes here since, so
+            # one pass serves them all.
+            store = self.states.data
+            records = store.data if isinstance(store, MemoryStore) else store
+            self._saved = {}
+            for key, value in records.items():
+                part, sep, _ = key.partition("/")
+                if sep:
+                    self._saved.setdefault(part, []).append(value)
+        return JoinState.from_records(header, self._saved.pop(str(p), []))
 
     def _writes(self, touched: dict[int, JoinState]) -> list[tuple[Any, int, str, Any]]:
         writes: list[tuple[Any, int, str, Any]] = []

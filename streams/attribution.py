@@ -28,6 +28,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+import orjson
+
 from schemas.events import ADD_TO_CART, CLICK, PURCHASE, VIEW, Impression, Interaction
 
 Record = list[Any]
@@ -38,11 +40,13 @@ UNKNOWN_SOURCE = "unknown"
 ENGAGED = frozenset({CLICK, ADD_TO_CART, PURCHASE})
 SOURCE_NAMES = {"b": "bought", "v": "viewed", "c": "category", "t": "trending"}
 IMPRESSIONS, INTERACTIONS = "imp", "int"
-# Bounds of one user's part of the state, which is one changelog record (under the
-# producers' 1 MB limit with lists of the longest impressions): lists open at once (the
-# oldest is closed early), and interactions waiting for a list (the oldest goes).
+# Bounds of one user's part of the state, which is one changelog record, under the
+# producers' 1 MB limit even with the longest ids and impressions: lists open at once, by
+# count and by encoded size (the oldest is closed early), and interactions waiting for a
+# list (the oldest goes; each is at most about 3 KB).
 MAX_OPEN_PER_USER = 50
-MAX_WAITING_PER_USER = 200
+MAX_OPEN_BYTES_PER_USER = 600_000
+MAX_WAITING_PER_USER = 50
 
 
 def source_of(reason: str) -> str:
@@ -63,14 +67,17 @@ class Shown:
     ts: int
     clicked: list[int] = field(default_factory=list)
     converted: bool = False
+    seq: int = -1  # arrival order within the partition (-1: saved before it was kept)
+    size: int = field(default=0, compare=False)  # encoded size when shown (not saved)
 
     def to_list(self) -> list[Any]:
         return [self.request_id, self.user_id, self.variant, self.items, self.sources, self.ts,
-                self.clicked, self.converted]  # fmt: skip
+                self.clicked, self.converted, self.seq]  # fmt: skip
 
     @classmethod
     def from_list(cls, v: list[Any]) -> Shown:
-        return cls(v[0], v[1], v[2], list(v[3]), list(v[4]), v[5], list(v[6]), bool(v[7]))
+        seq = v[8] if len(v) > 8 else -1
+        return cls(v[0], v[1], v[2], list(v[3]), list(v[4]), v[5], list(v[6]), bool(v[7]), seq)
 
 
 @dataclass(slots=True)
@@ -106,11 +113,16 @@ class JoinState:
     early: list[Early] = field(default_factory=list)  # heap, by event time
     early_count: dict[str, int] = field(default_factory=dict)  # entries of ``early`` per user
     dirty: set[str] = field(default_factory=set)  # users whose record changed since saved
+    next_seq: int = 0  # arrival number of the next list shown
+    open_bytes: dict[str, int] = field(default_factory=dict)  # per user, of open lists
 
     def __post_init__(self) -> None:
         if not self.by_user:
             for rid, s in self.shown.items():
                 self.by_user.setdefault(s.user_id, []).append(rid)
+        for s in self.shown.values():
+            s.size = s.size or len(orjson.dumps(s.to_list()))
+            self.open_bytes[s.user_id] = self.open_bytes.get(s.user_id, 0) + s.size
         if not self.early_count:
             for e in self.early:
                 self.early_count[e[1]] = self.early_count.get(e[1], 0) + 1
@@ -132,14 +144,20 @@ class JoinState:
         sources += [UNKNOWN_SOURCE] * (len(imp.items) - len(sources))
         shown = Shown(
             imp.request_id, imp.user_id, imp.variant or NO_VARIANT, list(imp.items),
-            sources[: len(imp.items)], imp.ts,
+            sources[: len(imp.items)], imp.ts, seq=self.next_seq,
         )  # fmt: skip
+        self.next_seq += 1
+        shown.size = len(orjson.dumps(shown.to_list()))
         self.shown[imp.request_id] = shown
         open_lists = self.by_user.setdefault(imp.user_id, [])
         open_lists.append(imp.request_id)
-        self.dirty.add(imp.user_id)
+        user = imp.user_id
+        self.open_bytes[user] = self.open_bytes.get(user, 0) + shown.size
+        self.dirty.add(user)
         out: list[Record] = [["imp", shown.variant, shown.sources]]
-        if len(open_lists) > MAX_OPEN_PER_USER:
+        while len(open_lists) > 1 and (
+            len(open_lists) > MAX_OPEN_PER_USER or self.open_bytes[user] > MAX_OPEN_BYTES_PER_USER
+        ):
             oldest = self.shown.pop(open_lists[0])
             self._forget(oldest)
             out.append(["fin", oldest.variant, 1 if oldest.clicked else 0, oldest.ts])
@@ -264,6 +282,9 @@ class JoinState:
 
     def _forget(self, s: Shown) -> None:
         self.dirty.add(s.user_id)
+        left = self.open_bytes.pop(s.user_id, 0) - s.size
+        if left > 0:
+            self.open_bytes[s.user_id] = left
         rids = self.by_user.get(s.user_id, [])
         if s.request_id in rids:
             rids.remove(s.request_id)
@@ -278,7 +299,10 @@ class JoinState:
 
     def header(self) -> dict[str, Any]:
         """The partition's own part: window, watermarks, offsets applied, sweep horizon."""
-        return {"w": self.window_ms, "l": self.latest, "o": self.offsets, "x": self.swept}
+        return {
+            "w": self.window_ms, "l": self.latest, "o": self.offsets, "x": self.swept,
+            "q": self.next_seq,
+        }  # fmt: skip
 
     def take_dirty(self) -> dict[str, dict[str, Any] | None]:
         """The records of the users changed since the last call; ``None`` for a user with
@@ -299,23 +323,35 @@ class JoinState:
 
     @classmethod
     def from_records(cls, header: dict[str, Any], users: Iterable[dict[str, Any]]) -> JoinState:
-        """Inverse of :meth:`header` and :meth:`take_dirty`. A header of the earlier form
-        (the whole partition in one record) carries its lists and interactions itself."""
+        """Inverse of :meth:`header` and :meth:`take_dirty`: lists in the order they
+        arrived, as the live state holds them (lists close in that order).
+
+        A header of the earlier form (the whole partition in one record, lists in arrival
+        order, without numbers) carries its lists and interactions itself; every user in
+        it is marked changed, so that the next save writes their records before the header
+        that replaces it."""
         parts = [header, *users]
-        shown = sorted(
-            (Shown.from_list(v) for part in parts for v in part.get("s", ())),
-            key=lambda s: s.ts,  # arrival order is close to event-time order
-        )
+        shown = [Shown.from_list(v) for part in parts for v in part.get("s", ())]
+        for n, s in enumerate(shown):
+            if s.seq < 0:  # the earlier form: its order is the arrival order
+                s.seq = n - len(shown)
+        shown.sort(key=lambda s: s.seq)
         held: dict[str, list[Held]] = {}
         for part in parts:
             for v in part.get("h", ()):
                 held.setdefault(v[0], []).append(Held(*v))
         early: list[Early] = [(e[0], e[1], e[2], e[3]) for part in parts for e in part.get("e", ())]
         heapq.heapify(early)
-        return cls(
+        state = cls(
             header["w"], {s.request_id: s for s in shown}, held, dict(header["l"]),
             dict(header["o"]), header["x"], early=early,
+            next_seq=header.get("q", max((s.seq + 1 for s in shown), default=0)),
         )  # fmt: skip
+        if any(k in header for k in ("s", "h", "e")):
+            state.dirty.update(s.user_id for s in shown)
+            state.dirty.update(held)
+            state.dirty.update(state.early_count)
+        return state
 
     def to_dict(self) -> dict[str, Any]:
         """Compact JSON-ready form (table changelog)."""
@@ -327,6 +363,7 @@ class JoinState:
             "o": self.offsets,
             "x": self.swept,
             "e": [list(e) for e in self.early],
+            "q": self.next_seq,
         }
 
     @classmethod
@@ -340,5 +377,5 @@ class JoinState:
         heapq.heapify(early)
         return cls(
             d["w"], {s.request_id: s for s in shown}, held, dict(d["l"]), dict(d["o"]), d["x"],
-            early=early,
+            early=early, next_seq=d.get("q", 0),
         )  # fmt: skip
