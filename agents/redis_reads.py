@@ -119,8 +119,10 @@ class PipelinedReads:
                 return await fut
         except TimeoutError as exc:
             # Replies come in order: nothing queued behind this one can come sooner. The
-            # next command opens a new connection.
+            # next command opens a new connection, even one issued before the transport
+            # has reported the close.
             if not conn.closed:
+                conn.closed = True
                 conn.transport.close()
             raise RedisTimeout(f"Redis did not answer within {self.timeout}s") from exc
 

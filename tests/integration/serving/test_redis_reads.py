@@ -80,6 +80,29 @@ async def test_a_connection_that_stops_answering_is_replaced() -> None:
         server.close()
 
 
+async def test_a_read_right_after_a_timeout_goes_to_a_new_connection() -> None:
+    """Issued before the closed transport has reported it, a read was queued on the
+    closing connection and failed with it (a ConnectionError, served degraded)."""
+    connections: list[asyncio.StreamWriter] = []
+
+    async def silent(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        connections.append(writer)
+        await reader.read()
+
+    server = await asyncio.start_server(silent, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    reads = PipelinedReads(f"redis://127.0.0.1:{port}/0", timeout=0.3)
+    try:
+        with pytest.raises(RedisTimeout):
+            await reads.get("k")
+        with pytest.raises(RedisTimeout):  # at once: no turn of the loop in between
+            await reads.get("k")
+        assert len(connections) == 2
+    finally:
+        await reads.aclose()
+        server.close()
+
+
 async def test_unix_socket_urls_are_read_over_the_socket(tmp_path: Path) -> None:
     socket = tmp_path / "redis.sock"
     argv = [*redis_argv(redis_server_bin(), free_port(), tmp_path), "--unixsocket", str(socket)]
