@@ -177,7 +177,10 @@ class ItemVectorReplica:
                 # deleted meanwhile: a worker that died may have left them half done, and
                 # a tombstone compacted away leaves only the catalogue record to tell.
                 stale |= set(await self._run(self.replica.items, self._in(gained)))
-                stale |= await self._run(self._absent, deleted | self._deleted_items())
+                # A snapshot of the copy, taken on the loop that writes it; filtered on the
+                # replica's thread (a whole catalogue is millions of records).
+                records = list(self._catalog_entries().items())
+                stale |= await self._run(self._gone, deleted, records)
                 deleted.clear()
             # Lists are written with a TTL: each is rewritten well within it, a slice at a
             # time, even if nothing about it changed (and Redis refilled if it was emptied).
@@ -234,14 +237,14 @@ class ItemVectorReplica:
                 log.error("item-vectors %s/%s@%s skipped: %s", m.topic, m.partition, m.offset, exc)
         return out
 
-    def _deleted_items(self) -> set[str]:
-        """Items the catalogue copy holds as deleted."""
+    def _catalog_entries(self) -> dict[str, Any]:
         store = self.catalog.data
-        entries = store.data if isinstance(store, MemoryStore) else store
-        return {item for item, meta in entries.items() if meta and meta.get("deleted")}
+        return store.data if isinstance(store, MemoryStore) else store  # type: ignore[no-any-return]
 
-    def _absent(self, items: set[str]) -> set[str]:
-        """Those of ``items`` the replica does not hold (run on the replica's thread)."""
+    def _gone(self, deleted: set[str], records: list[tuple[str, Any]]) -> set[str]:
+        """Items deleted (a tombstone met, or deleted in the catalogue copy) that the
+        replica does not hold: their lists are to be removed. Runs on the replica's thread."""
+        items = deleted | {item for item, meta in records if meta and meta.get("deleted")}
         return {i for i in items if i not in self.replica.index}
 
     def _owned(self) -> set[int]:
