@@ -69,6 +69,7 @@ from streams.topics import Topics
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 POLL_MS = 200  # how long a poll waits; also the granularity of the flush timer
+CATALOG_SLICE = 50_000  # catalogue records read per turn of the event loop
 RENEWALS_PER_TTL = 4  # lists are rewritten this many times per KAPPAREC_ITEM_TTL_S
 MIN_RENEWAL_S = 60.0
 MAX_RECORDS = 5_000
@@ -177,10 +178,8 @@ class ItemVectorReplica:
                 # deleted meanwhile: a worker that died may have left them half done, and
                 # a tombstone compacted away leaves only the catalogue record to tell.
                 stale |= set(await self._run(self.replica.items, self._in(gained)))
-                # A snapshot of the copy, taken on the loop that writes it; filtered on the
-                # replica's thread (a whole catalogue is millions of records).
-                records = list(self._catalog_entries().items())
-                stale |= await self._run(self._gone, deleted, records)
+                gone = deleted | await self._deleted_in_catalog()
+                stale |= await self._run(self._absent, gone)
                 deleted.clear()
             # Lists are written with a TTL: each is rewritten well within it, a slice at a
             # time, even if nothing about it changed (and Redis refilled if it was emptied).
@@ -237,14 +236,25 @@ class ItemVectorReplica:
                 log.error("item-vectors %s/%s@%s skipped: %s", m.topic, m.partition, m.offset, exc)
         return out
 
-    def _catalog_entries(self) -> dict[str, Any]:
-        store = self.catalog.data
-        return store.data if isinstance(store, MemoryStore) else store  # type: ignore[no-any-return]
+    async def _deleted_in_catalog(self) -> set[str]:
+        """Items the catalogue copy holds as deleted.
 
-    def _gone(self, deleted: set[str], records: list[tuple[str, Any]]) -> set[str]:
-        """Items deleted (a tombstone met, or deleted in the catalogue copy) that the
-        replica does not hold: their lists are to be removed. Runs on the replica's thread."""
-        items = deleted | {item for item, meta in records if meta and meta.get("deleted")}
+        The copy is written on the event loop, so it is read there, in slices with a turn
+        of the loop between them: a whole catalogue is millions of records.
+        """
+        store = self.catalog.data
+        entries = store.data if isinstance(store, MemoryStore) else store
+        keys, found = list(entries), set()
+        for start in range(0, len(keys), CATALOG_SLICE):
+            for item in keys[start : start + CATALOG_SLICE]:
+                meta = entries.get(item)
+                if meta and meta.get("deleted"):
+                    found.add(item)
+            await asyncio.sleep(0)
+        return found
+
+    def _absent(self, items: set[str]) -> set[str]:
+        """Those of ``items`` the replica does not hold (run on the replica's thread)."""
         return {i for i in items if i not in self.replica.index}
 
     def _owned(self) -> set[int]:
