@@ -19,7 +19,6 @@ from typing import Any
 import faust
 import orjson
 from faust.serializers import codecs
-from faust.stores.memory import Store as MemoryStore
 
 from agents.codecs import ORJSON, StateCodec
 from agents.control import refresh_request
@@ -27,7 +26,7 @@ from agents.dead_letters import DeadLetters
 from agents.faust_batches import records_of
 from agents.publisher import Publisher
 from agents.record_checks import check_not_ahead, check_partition
-from agents.tables import put_all
+from agents.tables import entries, put_all
 from schemas.codec import check_key, decode_impression, decode_interaction
 from schemas.errors import DecodeError
 from schemas.events import Impression, Interaction
@@ -90,10 +89,8 @@ class AttributeOutcomes:
         if self._saved is None:
             # Partitions not loaded since the rebalance have had no writes here since, so
             # one pass serves them all.
-            store = self.states.data
-            records = store.data if isinstance(store, MemoryStore) else store
             self._saved = {}
-            for key, value in records.items():
+            for key, value in entries(self.states).items():
                 part, sep, _ = key.partition("/")
                 if sep:
                     self._saved.setdefault(part, []).append(value)

@@ -32,10 +32,13 @@ def reader(table: Any) -> Callable[[str], Any]:
     hot paths read a table for every candidate item and every touched item and user.
     Writes go to the same dict (:func:`put`), so reads see them at once.
     """
+    return entries(table).get  # type: ignore[no-any-return]
+
+
+def entries(table: Any) -> Any:
+    """The dict that holds ``table``'s values: the memory store's own, or the store."""
     store = table.data
-    if isinstance(store, MemoryStore):
-        return store.data.get  # type: ignore[no-any-return]
-    return store.get  # type: ignore[no-any-return]
+    return store.data if isinstance(store, MemoryStore) else store
 
 
 async def put(table: Any, partition: int, key: str, value: Any) -> Awaitable[Any]:

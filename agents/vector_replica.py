@@ -45,12 +45,11 @@ from typing import Any, TypeVar
 
 import faust
 from aiokafka import AIOKafkaConsumer, TopicPartition
-from faust.stores.memory import Store as MemoryStore
 
 from agents.log_ends import fetched_ends, plain_consumer
 from agents.metrics import ANN, TABLE_KEYS, WORKER
 from agents.publisher import Publisher
-from agents.tables import reader
+from agents.tables import entries, reader
 from streams.models.replica import (
     INDEX,
     Neighbours,
@@ -242,12 +241,11 @@ class ItemVectorReplica:
         The copy is written on the event loop, so it is read there, in slices with a turn
         of the loop between them: a whole catalogue is millions of records.
         """
-        store = self.catalog.data
-        entries = store.data if isinstance(store, MemoryStore) else store
-        keys, found = list(entries), set()
+        records = entries(self.catalog)
+        keys, found = list(records), set()
         for start in range(0, len(keys), CATALOG_SLICE):
             for item in keys[start : start + CATALOG_SLICE]:
-                meta = entries.get(item)
+                meta = records.get(item)
                 if meta and meta.get("deleted"):
                     found.add(item)
             await asyncio.sleep(0)

@@ -368,14 +368,7 @@ class JoinState:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> JoinState:
-        """Inverse of :meth:`to_dict`."""
-        shown = [Shown.from_list(v) for v in d["s"]]
-        held: dict[str, list[Held]] = {}
-        for v in d["h"]:
-            held.setdefault(v[0], []).append(Held(*v))
-        early: list[Early] = [(e[0], e[1], e[2], e[3]) for e in d.get("e", ())]
-        heapq.heapify(early)
-        return cls(
-            d["w"], {s.request_id: s for s in shown}, held, dict(d["l"]), dict(d["o"]), d["x"],
-            early=early, next_seq=d.get("q", 0),
-        )  # fmt: skip
+        """Inverse of :meth:`to_dict` (the whole state in one record), nothing to save."""
+        state = cls.from_records(d, [])
+        state.dirty.clear()
+        return state

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -55,9 +57,10 @@ async def test_unreachable_redis_is_a_connection_error() -> None:
         await reads.get("k")
 
 
-async def test_a_connection_that_stops_answering_is_replaced() -> None:
-    """A connection that stays open but never answers again (a dead peer behind a
-    proxy, a half-open socket) failed every later read after the full timeout."""
+@contextlib.asynccontextmanager
+async def silent_server() -> AsyncIterator[tuple[PipelinedReads, list[asyncio.StreamWriter]]]:
+    """A server that takes connections and reads, never answering; a client of it with a
+    short timeout, and the connections it opened."""
     connections: list[asyncio.StreamWriter] = []
 
     async def silent(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -68,6 +71,16 @@ async def test_a_connection_that_stops_answering_is_replaced() -> None:
     port = server.sockets[0].getsockname()[1]
     reads = PipelinedReads(f"redis://127.0.0.1:{port}/0", timeout=0.3)
     try:
+        yield reads, connections
+    finally:
+        await reads.aclose()
+        server.close()
+
+
+async def test_a_connection_that_stops_answering_is_replaced() -> None:
+    """A connection that stays open but never answers again (a dead peer behind a
+    proxy, a half-open socket) failed every later read after the full timeout."""
+    async with silent_server() as (reads, connections):
         with pytest.raises(RedisTimeout):
             await reads.get("k")
         await asyncio.sleep(0.05)
@@ -75,32 +88,17 @@ async def test_a_connection_that_stops_answering_is_replaced() -> None:
         with pytest.raises(RedisTimeout):
             await reads.get("k")
         assert len(connections) == 2  # the second read opened a connection of its own
-    finally:
-        await reads.aclose()
-        server.close()
 
 
 async def test_a_read_right_after_a_timeout_goes_to_a_new_connection() -> None:
     """Issued before the closed transport has reported it, a read was queued on the
     closing connection and failed with it (a ConnectionError, served degraded)."""
-    connections: list[asyncio.StreamWriter] = []
-
-    async def silent(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        connections.append(writer)
-        await reader.read()
-
-    server = await asyncio.start_server(silent, "127.0.0.1", 0)
-    port = server.sockets[0].getsockname()[1]
-    reads = PipelinedReads(f"redis://127.0.0.1:{port}/0", timeout=0.3)
-    try:
+    async with silent_server() as (reads, connections):
         with pytest.raises(RedisTimeout):
             await reads.get("k")
         with pytest.raises(RedisTimeout):  # at once: no turn of the loop in between
             await reads.get("k")
         assert len(connections) == 2
-    finally:
-        await reads.aclose()
-        server.close()
 
 
 async def test_unix_socket_urls_are_read_over_the_socket(tmp_path: Path) -> None:
