@@ -86,6 +86,7 @@ class AggregateItems:
                 s.half_life_s,
                 s.neighbours_per_partition,
                 result,
+                s.neighbour_list_bytes,
             )
             await self.priority.step_aside()
         # Item states first: each carries its own de-duplication, so a crash between these

@@ -19,7 +19,7 @@ from typing import Any
 import orjson
 
 from streams.decay import NEG_INF
-from streams.item_state import ItemState
+from streams.item_state import UNBOUNDED, ItemState
 from streams.partitioning import partition_for
 from streams.trending import Partial
 from streams.user_state import WEIGHT_GRID, Deltas
@@ -127,8 +127,11 @@ def apply_groups(
     half_life_s: float,
     neighbours_kept: int,
     result: BatchResult | None = None,
+    list_bytes: int = UNBOUNDED,
 ) -> BatchResult:
     """Apply delta groups in order; ``items`` returns (or creates) an item's state.
+    Each neighbour list keeps at most ``neighbours_kept`` neighbours and ``list_bytes``
+    of entries (:func:`streams.item_state.list_bytes`).
 
     Items with popularity deltas are offered to the partition's top-K even when the
     delta was a duplicate: offering an unchanged score is a no-op, and it repairs a
@@ -158,7 +161,7 @@ def apply_groups(
                 for relation, flat in ahead.items():
                     if type(flat[1]) is float:
                         flat = _in_units(flat)  # written by an older ingest
-                    state.gain(relation, sp, flat, neighbours_kept)
+                    state.gain(relation, sp, flat, neighbours_kept, list_bytes)
                     _touched(relations, item, relation)
         for relation, flat in back.items():
             if type(flat[1]) is float:
@@ -171,7 +174,7 @@ def apply_groups(
                 if state is None:
                     result.skipped += 1
                     continue
-                state.neighbour(relation, sp, item, weight, neighbours_kept)
+                state.neighbour(relation, sp, item, weight, neighbours_kept, list_bytes)
                 _touched(relations, target, relation)
         for state in reached.values():
             if state is not None:

@@ -27,6 +27,14 @@ it had when pushed, brought up to date only when it reaches the top (scores only
 The heap is derived state, never serialised: it is rebuilt from the scores when a list
 first overflows after a load. Most newcomers to a full list are weaker than every
 neighbour it holds; they are turned away before they touch the heap.
+
+An item's state is one changelog record, and the producers refuse records over 1 MB
+(the worker would fail on every retry). Ids are up to 256 characters of up to 4 bytes,
+so a count cap alone bounds a record only for small counts. Each list also holds at most
+``list_bytes`` (:func:`list_bytes`: the record's budget split over every list it can
+hold) of encoded entries, the weakest going first. Like the count cap, this depends on
+the list's own arrival order only. A list short enough to fit whatever its ids
+(``MAX_ENTRY_BYTES`` each) is never measured: with the default settings, none is.
 """
 
 from __future__ import annotations
@@ -37,9 +45,37 @@ from dataclasses import dataclass, field
 from itertools import islice
 from typing import Any
 
+import orjson
+
+from schemas.ids import MAX_ID_LEN
 from streams import decay
 from streams.ranked import best_first
-from streams.user_state import WEIGHT_GRID, Delta
+from streams.user_state import BOUGHT, VIEWED, WEIGHT_GRID, Delta
+
+# An item's record stays below this many bytes: the producers' request limit is 1 MB.
+RECORD_BYTES = 900_000
+# Per source partition outside the neighbour lists: its trend and applied offset, and the
+# keys and braces of its two lists.
+PARTITION_BYTES = 128
+# One list entry beyond its id's JSON string: a colon, a comma, and a score (an integer
+# or a float: at most 24 characters).
+ENTRY_BYTES = 26
+# The most an entry can take: every character of a longest id 4 bytes, plus quotes.
+MAX_ENTRY_BYTES = 4 * MAX_ID_LEN + 2 + ENTRY_BYTES
+UNBOUNDED = 1 << 62
+RELATIONS = (BOUGHT, VIEWED)
+
+
+def list_bytes(partitions: int) -> int:
+    """The encoded size one source partition's list of one relation may reach, so that
+    an item's record (every relation's list from every partition) stays under
+    :data:`RECORD_BYTES`."""
+    return (RECORD_BYTES - PARTITION_BYTES * partitions) // (len(RELATIONS) * partitions)
+
+
+def entry_bytes(item: str) -> int:
+    """What ``item``'s entry adds to its list's JSON (an upper bound)."""
+    return len(orjson.dumps(item)) + ENTRY_BYTES
 
 
 @dataclass(slots=True)
@@ -61,6 +97,10 @@ class ItemState:
     heaps: dict[tuple[str, int], list[_Entry]] = field(
         default_factory=dict, compare=False, repr=False
     )
+    # Per (relation, source partition): the summed entry_bytes of its neighbours; only for
+    # lists long enough to be measured (see _admit), None until one is (most items never
+    # have one, and an empty dict is 64 bytes per item). Derived, never serialised.
+    sizes: dict[tuple[str, int], int] | None = field(default=None, compare=False, repr=False)
     _trend: float | None = field(default=None, compare=False, repr=False)
 
     @property
@@ -79,7 +119,12 @@ class ItemState:
         return offset <= self.applied.get(source_partition, -1)
 
     def apply(
-        self, delta: Delta, half_life_s: float, neighbours_kept: int, source: int = 0
+        self,
+        delta: Delta,
+        half_life_s: float,
+        neighbours_kept: int,
+        source: int = 0,
+        list_bytes: int = UNBOUNDED,
     ) -> None:
         """Apply one delta addressed to this item, in its flat form, from ``source``."""
         _, weight, ts, relation, other = delta
@@ -89,7 +134,7 @@ class ItemState:
             self.popularity(weight, ts, half_life_s, source)
         else:
             assert other is not None
-            self.neighbour(relation, source, other, weight, neighbours_kept)
+            self.neighbour(relation, source, other, weight, neighbours_kept, list_bytes)
 
     def popularity(self, weight: float, ts: int, half_life_s: float, source: int = 0) -> None:
         """Add ``weight`` to the popularity count and, at ``ts``, to the decayed trend of
@@ -99,31 +144,45 @@ class ItemState:
         trends[source] = decay.add(trends.get(source, decay.NEG_INF), weight, ts, half_life_s)
         self._trend = None
 
-    def gain(self, relation: str, source: int, pairs: Sequence[Any], neighbours_kept: int) -> None:
+    def gain(
+        self,
+        relation: str,
+        source: int,
+        pairs: Sequence[Any],
+        neighbours_kept: int,
+        list_bytes: int = UNBOUNDED,
+    ) -> None:
         """Add ``pairs``, flat ``[other, weight, other, weight, ...]``, from partition
         ``source`` to the neighbour scores of ``relation`` (the item side's hot path:
-        about 27 pairs per event)."""
+        about 27 pairs per event); the list keeps at most ``neighbours_kept`` neighbours
+        and ``list_bytes`` of entries."""
         scores = self._list(relation, source)
         score_of = scores.get
         it = iter(pairs)
         for other, weight in zip(it, it, strict=True):
             before = score_of(other)
             if before is None:
-                self._admit((relation, source), scores, other, weight, neighbours_kept)
+                self._admit((relation, source), scores, other, weight, neighbours_kept, list_bytes)
             else:
                 # Scores only grow: the neighbour's heap entry is now stale, and is brought
                 # up to date when it reaches the top (see _drop_weakest).
                 scores[other] = before + weight
 
     def neighbour(
-        self, relation: str, source: int, other: str, weight: float, neighbours_kept: int
+        self,
+        relation: str,
+        source: int,
+        other: str,
+        weight: float,
+        neighbours_kept: int,
+        list_bytes: int = UNBOUNDED,
     ) -> None:
         """:meth:`gain` for one pair, without its iterator: the items that gain an
         interaction's item get one pair each, about 13 per event."""
         scores = self._list(relation, source)
         before = scores.get(other)
         if before is None:
-            self._admit((relation, source), scores, other, weight, neighbours_kept)
+            self._admit((relation, source), scores, other, weight, neighbours_kept, list_bytes)
         else:
             scores[other] = before + weight
 
@@ -144,6 +203,7 @@ class ItemState:
         other: str,
         weight: float,
         kept: int,
+        max_bytes: int,
     ) -> None:
         """A new neighbour: kept unless the list is full and it is the weakest."""
         heap = self.heaps.get(key)
@@ -154,10 +214,42 @@ class ItemState:
                 return
             heapq.heappush(heap, (weight, _descending(other), other))
         scores[other] = weight
+        gone = None
         if len(scores) > kept:
             if heap is None:
                 heap = self.heaps[key] = _heap(scores)
-            _drop_weakest(scores, heap)
+            gone = _drop_weakest(scores, heap)
+        if len(scores) * MAX_ENTRY_BYTES > max_bytes:
+            self._fit(key, scores, other, gone, max_bytes)
+
+    def _fit(
+        self,
+        key: tuple[str, int],
+        scores: dict[str, float],
+        added: str,
+        gone: str | None,
+        max_bytes: int,
+    ) -> None:
+        """Drop the weakest neighbours until the list's entries take ``max_bytes`` or
+        less; ``added`` just came in and ``gone`` (if any) just went."""
+        sizes = self.sizes
+        if sizes is None:
+            sizes = self.sizes = {}
+        size = sizes.get(key)
+        if size is None:  # first measured: the list as it is now
+            size = sum(map(entry_bytes, scores))
+        else:
+            size += entry_bytes(added) - (0 if gone is None else entry_bytes(gone))
+        if size > max_bytes:
+            heap = self.heaps.get(key)
+            if heap is None:
+                heap = self.heaps[key] = _heap(scores)
+            while size > max_bytes:
+                size -= entry_bytes(_drop_weakest(scores, heap))
+        if len(scores) * MAX_ENTRY_BYTES > max_bytes:
+            sizes[key] = size
+        else:  # short enough not to be measured: measured afresh when it is again
+            sizes.pop(key, None)
 
     def scores(self, relation: str) -> Mapping[str, float]:
         """Every kept neighbour in ``relation`` with its score: the sum of its scores in
@@ -239,8 +331,9 @@ def _heap(scores: dict[str, float]) -> list[_Entry]:
     return heap
 
 
-def _drop_weakest(scores: dict[str, float], heap: list[_Entry]) -> None:
-    """Delete the last neighbour in :meth:`ItemState.top` order: lowest score, greatest id.
+def _drop_weakest(scores: dict[str, float], heap: list[_Entry]) -> str:
+    """Delete and return the last neighbour in :meth:`ItemState.top` order: lowest score,
+    greatest id.
 
     Every neighbour has one heap entry, holding its score when pushed: scores only grow
     (pair weights are not negative), so an entry is never above its neighbour's true
@@ -256,6 +349,7 @@ def _drop_weakest(scores: dict[str, float], heap: list[_Entry]) -> None:
         heapq.heapreplace(heap, (current, key, other))
     heapq.heappop(heap)
     del scores[other]
+    return other
 
 
 def scored_list(

@@ -98,6 +98,7 @@ class LocalPipeline:
             self._category,
             s.half_life_s,
             s.neighbours_per_partition,
+            list_bytes=s.neighbour_list_bytes,
         )
         for item, relations in result.relations.items():
             for relation in relations:

@@ -17,6 +17,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from streams import item_state
+
 if TYPE_CHECKING:
     from streams.models.rerank import Rule
 
@@ -159,6 +161,13 @@ class Settings:
         ``neighbours_kept`` split evenly over the partitions, so that an item's neighbours
         stay bounded by ``neighbours_kept`` (rounded up) whatever the partition count."""
         return -(-self.neighbours_kept // self.partitions)
+
+    @property
+    def neighbour_list_bytes(self) -> int:
+        """The encoded size one source partition's neighbour list may reach, so that an
+        item's changelog record stays under the producers' 1 MB limit whatever its
+        neighbours' ids (streams/item_state.py)."""
+        return item_state.list_bytes(self.partitions)
 
     @property
     def app_id(self) -> str:

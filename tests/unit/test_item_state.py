@@ -10,8 +10,16 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from schemas.ids import MAX_ID_LEN
 from streams import decay
-from streams.item_state import ItemState, scored_list
+from streams.item_state import (
+    MAX_ENTRY_BYTES,
+    RECORD_BYTES,
+    ItemState,
+    entry_bytes,
+    scored_list,
+)
+from streams.settings import Settings
 from streams.user_state import BOUGHT, VIEWED, WEIGHT_GRID, Delta, delta
 
 T0 = 1_700_000_000_000
@@ -158,6 +166,109 @@ def test_capped_lists_do_not_depend_on_how_sources_interleave(
         interleaved.apply(_nb("A", other, w), HL, 3, source)
     assert interleaved.neighbours == in_turn.neighbours
     assert interleaved.top(VIEWED, 10) == in_turn.top(VIEWED, 10)
+
+
+def _hostile(i: int) -> str:
+    """The ``i``-th of distinct ids as long as ids get, every character 4 bytes in UTF-8."""
+    return f"{i:08d}" + "\U0001f600" * (MAX_ID_LEN - 8)
+
+
+def _fill(state: ItemState, partitions: int, per_list: int, kept: int, max_bytes: int) -> None:
+    for source in range(partitions):
+        for relation in (VIEWED, BOUGHT):
+            for i in range(per_list):
+                w = float(1 + i % 7)
+                state.apply(_nb("A", _hostile(i), w, T0, relation), HL, kept, source, max_bytes)
+    state.apply(delta("A", 1.0, T0), HL, kept, partitions - 1)
+
+
+@pytest.mark.parametrize("partitions", [1, 4, 48])
+def test_an_item_record_fits_the_producers_limit_whatever_its_neighbours_ids(
+    partitions: int,
+) -> None:
+    """An item's state is one changelog record: with 20,000 neighbours kept (far more than
+    fit) and every neighbour id 256 four-byte characters, in both relations from every
+    source partition, it stays under the record budget (the producers refuse 1 MB)."""
+    s = Settings(partitions=partitions, neighbours_kept=20_000)
+    fit = s.neighbour_list_bytes // entry_bytes(_hostile(0))
+    assert fit < s.neighbours_per_partition  # the count cap alone would not bound it
+    state = ItemState()
+    _fill(state, partitions, fit + 20, s.neighbours_per_partition, s.neighbour_list_bytes)
+    assert len(orjson.dumps(state.to_dict())) <= RECORD_BYTES
+    held = [len(lst) for lists in state.neighbours.values() for lst in lists.values()]
+    assert held == [fit] * (2 * partitions)  # each list as full as its bytes allow
+    # the count cap alone passes the limit
+    alone = ItemState()
+    _fill(alone, partitions, fit + 20, s.neighbours_per_partition, 1 << 62)
+    assert len(orjson.dumps(alone.to_dict())) > RECORD_BYTES
+
+
+def test_a_list_over_its_bytes_keeps_its_strongest_neighbours() -> None:
+    """Room for three long ids: the weakest go, whatever their length."""
+    long = ["x" * 200 + c for c in "abcde"]
+    room = 3 * entry_bytes(long[0])
+    s = ItemState()
+    for w, other in zip([5.0, 1.0, 4.0, 2.0, 3.0], long, strict=True):
+        s.apply(_nb("A", other, w), HL, KEPT, 0, room)
+    assert [k[-1] for k, _ in s.top(VIEWED, 10)] == ["a", "c", "e"]
+    # a short id still fits beside them? no: three long ones fill the room, so the
+    # weakest (the newcomer at 0.5) is the one turned away
+    s.apply(_nb("A", "s", 0.5), HL, KEPT, 0, room)
+    assert [k[-1] for k, _ in s.top(VIEWED, 10)] == ["a", "c", "e"]
+    # a strong newcomer pushes out the weakest long id
+    s.apply(_nb("A", "s", 9.0), HL, KEPT, 0, room)
+    assert [k[-1] for k, _ in s.top(VIEWED, 10)] == ["s", "a", "c"]
+
+
+def _reference(pairs: list[tuple[str, float]], kept: int, max_bytes: int) -> dict[str, float]:
+    """The caps as stated, by brute force: after each newcomer, drop the weakest (lowest
+    score, greatest id) while more than ``kept`` or more than ``max_bytes`` of entries."""
+    scores: dict[str, float] = {}
+    for other, w in pairs:
+        if other in scores:
+            scores[other] += w
+            continue
+        scores[other] = w
+        while len(scores) > kept or sum(map(entry_bytes, scores)) > max_bytes:
+            low = min(scores.values())
+            del scores[max(k for k, v in scores.items() if v == low)]
+    return scores
+
+
+_ids = st.builds(
+    lambda stem, n, c: stem + c * n,
+    st.sampled_from("abcdefgh"),
+    st.integers(0, MAX_ID_LEN - 1),  # ids are at most MAX_ID_LEN characters
+    st.sampled_from(["x", "é", "\U0001f600", '"', "\\"]),
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.lists(st.tuples(_ids, st.sampled_from([1.0, 2.0, 3.0])), max_size=60),
+    st.integers(1, 12),
+    st.integers(0, 4 * MAX_ENTRY_BYTES),
+)
+def test_the_byte_cap_matches_its_statement(
+    pairs: list[tuple[str, float]], kept: int, max_bytes: int
+) -> None:
+    """Lists measured incrementally (only once long enough, then forgotten when short
+    again) hold what the brute-force statement of both caps holds."""
+    s = ItemState()
+    for other, w in pairs:
+        s.apply(_nb("A", other, w), HL, kept, 0, max_bytes)
+    expected = _reference(pairs, kept, max_bytes)
+    assert s.neighbours.get(VIEWED, {}).get(0, {}) == expected
+
+
+def test_entry_bytes_bounds_what_an_entry_adds_to_the_record() -> None:
+    ids = ["a", "é", "\U0001f600" * MAX_ID_LEN, '"\\', "x" * MAX_ID_LEN]
+    for other in ids:
+        s = ItemState()
+        s.apply(_nb("A", "b", 1.0), HL, KEPT)
+        before = len(orjson.dumps(s.to_dict()))
+        s.apply(_nb("A", other, 2.0**40 / 3), HL, KEPT)
+        assert len(orjson.dumps(s.to_dict())) - before <= entry_bytes(other) <= MAX_ENTRY_BYTES
 
 
 def test_a_state_written_with_one_list_per_relation_loads_as_partition_0s() -> None:

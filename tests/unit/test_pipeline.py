@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 
 from schemas.events import CatalogItem, Interaction
+from streams.item_state import entry_bytes
 from streams.pipeline import LocalPipeline
 from streams.recommend import item_list
 from streams.settings import Settings, load_settings
@@ -363,3 +364,21 @@ def test_an_item_moved_to_another_category_leaves_its_old_lists() -> None:
     for kind in ("t", "p"):
         assert live.trending("shoes", kind) == replay.trending("shoes", kind) == []
         assert live.trending("hats", kind) == replay.trending("hats", kind) != []
+
+
+def test_an_items_neighbour_lists_are_capped_by_bytes_as_set_up() -> None:
+    """The pipeline passes the settings' byte cap to the item side: 15 neighbours with ids
+    of 256 four-byte characters, from one user, on 48 partitions (9 KB per list), of
+    which the strongest 8 are kept; on 1 partition (450 KB per list) all 15."""
+    long_ids = [f"{n:02d}" + "\U0001f600" * 254 for n in range(15)]
+    events = [Interaction("e-a", "view", "u1", "A", T0)] + [
+        Interaction(f"e{n}", "view", "u1", other, T0 + (n + 1) * SEC)
+        for n, other in enumerate(long_ids)
+    ]
+    capped = _run(48, events, neighbours_kept=20_000)
+    whole = _run(1, events, neighbours_kept=20_000)
+    (held,) = capped.items["A"].neighbours[VIEWED].values()
+    fit = capped.settings.neighbour_list_bytes // entry_bytes(long_ids[0])
+    assert len(held) == fit == 8
+    assert len(whole.items["A"].top(VIEWED, 100)) == 15
+    assert set(held) == {k for k, _ in whole.items["A"].top(VIEWED, fit)}
