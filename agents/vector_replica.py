@@ -28,7 +28,8 @@ After catching up, and whenever the worker gains partitions, it writes every lis
 partitions gained and removes those of their deleted items; so a restart or a rebalance
 republishes what a crashed worker may have left half done. Lists are filtered with the
 worker's catalogue copy: they wait for it to catch up, and for the catalogue record each
-new vector came from (``CopyWait``). Every list is rewritten a few times per TTL
+new vector came from (``CopyWait``: at most 5 s, then the lists written meanwhile are
+written again once the copy holds those records). Every list is rewritten a few times per TTL
 (``Renewal``), so one that nothing changes does not expire.
 """
 
@@ -187,15 +188,16 @@ class ItemVectorReplica:
                     time.monotonic(), await self._run(self.replica.items, self._in(owned))
                 )
             stale.update(self.renewal.take(time.monotonic()))
+            stale.update(copy.settled(self._catalog_get))
             waiting.add(stale, time.monotonic())
             if waiting.due(time.monotonic(), idle=not records) and copy.ready(
                 self._catalog_get, time.monotonic()
             ):
                 began = time.monotonic()
                 n = self.topic.partitions
-                await self.publish(
-                    sorted(i for i in waiting.take() if partition_for(i, n) in owned)
-                )
+                items = sorted(i for i in waiting.take() if partition_for(i, n) in owned)
+                await self.publish(items)
+                copy.written(items)
                 waiting.took(time.monotonic() - began)
 
     async def publish(self, items: Sequence[str]) -> None:
@@ -309,12 +311,17 @@ class CopyWait:
 
     The vector and the record travel on two topics, read by two consumers: a list
     computed between the two would be filtered with the item's previous availability,
-    and nothing would rewrite it when the record arrives.
+    and nothing would rewrite it when the record arrives. When the wait gives up, the
+    records still missing are remembered (``late``) with every list written meanwhile
+    (``owed``); once the copy holds them all, :meth:`settled` hands those lists back to
+    be written again.
     """
 
     max_s: float = 5.0
     expected: dict[str, int] = dataclasses.field(default_factory=dict)
     since: float | None = None
+    late: dict[str, int] = dataclasses.field(default_factory=dict)
+    owed: set[str] = dataclasses.field(default_factory=set)
 
     def expect(self, records: Sequence[tuple[VectorRecord, int]]) -> None:
         for record, ts in records:
@@ -322,12 +329,7 @@ class CopyWait:
 
     def ready(self, catalog_get: Callable[[str], Any], now: float) -> bool:
         """True when every expected record is in the copy (or waited ``max_s`` for)."""
-        # 1 ms of slack: the vector's timestamp went through seconds as a float.
-        self.expected = {
-            item: ts
-            for item, ts in self.expected.items()
-            if ((catalog_get(item) or {}).get("ts") or 0) + 1 < ts
-        }
+        self.expected = _missing(self.expected, catalog_get)
         if not self.expected:
             self.since = None
             return True
@@ -336,9 +338,38 @@ class CopyWait:
         if now - self.since < self.max_s:
             return False
         log.warning(
-            "catalogue copy still lacks %d item record(s) after %.0f s; writing lists anyway",
+            "catalogue copy still lacks %d item record(s) after %.0f s; writing lists "
+            "anyway, and again once it holds them",
             len(self.expected),
             self.max_s,
         )
+        for item, ts in self.expected.items():
+            self.late[item] = max(ts, self.late.get(item, 0))
         self.expected, self.since = {}, None
         return True
+
+    def written(self, items: Iterable[str]) -> None:
+        """``items``' lists were written: owed again if records they may lack are late."""
+        if self.late:
+            self.owed.update(items)
+
+    def settled(self, catalog_get: Callable[[str], Any]) -> list[str]:
+        """The owed lists, once the copy holds every late record (else none)."""
+        if not self.late:
+            return []
+        self.late = _missing(self.late, catalog_get)
+        if self.late:
+            return []
+        owed, self.owed = sorted(self.owed), set()
+        log.info("catalogue copy caught up: writing %d list(s) again", len(owed))
+        return owed
+
+
+def _missing(expected: dict[str, int], catalog_get: Callable[[str], Any]) -> dict[str, int]:
+    """Those of ``expected`` (item -> record ts) the copy holds no record that recent of."""
+    # 1 ms of slack: the vector's timestamp went through seconds as a float.
+    return {
+        item: ts
+        for item, ts in expected.items()
+        if ((catalog_get(item) or {}).get("ts") or 0) + 1 < ts
+    }

@@ -209,6 +209,41 @@ async def test_a_list_waits_for_the_catalogue_record_its_vector_came_from() -> N
     assert not any(b'"s1"' in v for k, v in publisher.kv.items() if k != KEYS.similar("s1"))
 
 
+async def test_lists_written_after_the_wait_gave_up_are_written_again_once_the_record_comes(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """As above, but the copy gets s1's record only after the wait gave up (0.3 s here):
+    the lists written meanwhile still list s1, and are written again without it once the
+    copy holds the record."""
+    monkeypatch.setattr(vr, "CopyWait", lambda: CopyWait(max_s=0.3))
+    publisher, catalog = _Publisher(), {i: meta(i) for i in ITEMS}
+    consumer = _Consumer([vector(i) for i in ITEMS])
+    rep = replica(catalog, publisher)
+    others = lambda: {k: v for k, v in publisher.kv.items() if k != KEYS.similar("s1")}  # noqa: E731
+    task = asyncio.create_task(rep._follow(consumer))  # type: ignore[arg-type]
+    try:
+        for _ in range(200):
+            if len(publisher.kv) == 8:
+                break
+            await asyncio.sleep(0.02)
+        consumer.feed(vector("s1", ts=5, in_stock=False))
+        publisher.writes.clear()
+        for _ in range(200):  # given up on the copy: written with what it holds
+            if len(publisher.writes) >= 2:
+                break
+            await asyncio.sleep(0.02)
+        assert any(b'"s1"' in v for v in others().values())
+        catalog["s1"] = meta("s1", ts=5, in_stock=False)
+        for _ in range(200):
+            if not any(b'"s1"' in v for v in others().values()):
+                break
+            await asyncio.sleep(0.02)
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+    assert not any(b'"s1"' in v for v in others().values())
+
+
 async def test_every_list_is_rewritten_within_its_ttl_though_nothing_changed() -> None:
     publisher, catalog = _Publisher(), {i: meta(i) for i in ITEMS}
     rep = replica(catalog, publisher)
@@ -241,3 +276,19 @@ def test_copy_wait_gives_up_after_its_limit() -> None:
     assert wait.ready(lambda item: {"ts": 50}, now=5.0)
     wait.expect([(VectorRecord("x", None), 100)])
     assert wait.ready(lambda item: {"ts": 99}, now=6.0)  # within a millisecond
+
+
+def test_copy_wait_owes_the_lists_written_after_it_gave_up() -> None:
+    copy: dict[str, Any] = {"x": {"ts": 50}}
+    wait = CopyWait(max_s=5.0)
+    wait.expect([(VectorRecord("x", None), 100)])
+    assert not wait.ready(copy.get, now=0.0)
+    assert wait.ready(copy.get, now=5.0)  # gave up on x's record
+    wait.written(["a", "b"])
+    assert wait.settled(copy.get) == []  # x's record still missing
+    wait.written(["c"])
+    copy["x"] = {"ts": 100}
+    assert wait.settled(copy.get) == ["a", "b", "c"]
+    assert wait.settled(copy.get) == []  # handed back once
+    wait.written(["d"])  # nothing late: nothing owed
+    assert wait.settled(copy.get) == [] and not wait.owed
