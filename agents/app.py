@@ -25,6 +25,7 @@ from agents.catalog import IngestCatalog
 from agents.catalog_follower import CatalogCopy, CatalogFollower
 from agents.dead_letters import DeadLetters
 from agents.experiments import Experiments, wire_experiments
+from agents.faust_take import take_batches
 from agents.ingest import IngestInteractions
 from agents.items import AggregateItems, MergeTrending
 from agents.kafka_security import faust_credentials
@@ -54,10 +55,11 @@ log = logging.getLogger(__name__)
 EXIT_HANDLER_FAILED = 70  # EX_SOFTWARE: a supervisor should restart the worker
 BATCH_GRACE_S = 5.0  # how long a stop waits for the batch in hand to finish
 # Records of the source topics come in batch messages (agents/faust_batches.py) of up to
-# SOURCE_CHUNK records. A handler takes batch_size / SOURCE_CHUNK of them, or what came
-# within batch_within_s: live traffic comes in small fetches, a few records each, and a
-# handler call per fetch would pay its fixed costs (one message per item partition, a
-# Redis pipeline, acknowledgement waits) for a handful of events.
+# SOURCE_CHUNK records. A handler takes batch_size / SOURCE_CHUNK of them at most, or what
+# queued while the last call ran (agents/faust_take.py): live traffic comes in small
+# fetches, a few records each, and a handler call per fetch would pay its fixed costs
+# (one message per item partition, a Redis pipeline, acknowledgement waits) for a
+# handful of events; the longer a call takes, the more the next one gathers.
 SOURCE_CHUNK = 16
 
 
@@ -226,8 +228,16 @@ def build_app(settings: Settings) -> Runtime:
         priority,
     )
     item_within = max(within, settings.item_flush_s)
+    # The item side's window is what writes a busy item once per item_flush_s.
     _batch_agent(
-        app, item_deltas, "aggregate_items", rt.items.handle, 512, item_within, follower.caught_up
+        app,
+        item_deltas,
+        "aggregate_items",
+        rt.items.handle,
+        512,
+        item_within,
+        follower.caught_up,
+        window=True,
     )
     _batch_agent(
         app,
@@ -353,19 +363,24 @@ def _batch_agent(
     within: float,
     ready: asyncio.Event | None = None,
     priority: LoopPriority | None = None,
+    window: bool = False,
 ) -> None:
+    """Run ``handle`` on batches of ``topic``: at most ``size`` events, handed out as soon
+    as the agent is free, gathered for at most ``within``; with ``window``, every
+    ``within`` (or ``size`` events). See agents/faust_take.py."""
+
     async def agent(stream: faust.StreamT) -> None:
         if priority is not None:  # its queued input goes before background work
             priority.watch(name, stream.channel.queue.qsize)
-        # take_events acknowledges a batch when the next one is requested, i.e. after
-        # handle() returned; a failing handle() never returns (see _guard). It also
+        # A batch is acknowledged when the next one is requested, i.e. after handle()
+        # returned; a failing handle() never returns (see _guard). The batching also
         # acknowledges the batch in its cleanup when the agent is cancelled (a graceful
         # stop), so a batch must not be cut short: see _finish. Waiting for ``ready``
         # happens before the first batch is taken, so a stop meanwhile acknowledges nothing.
         if ready is not None and not ready.is_set():
             log.info("%s: waiting for the catalogue copy to catch up", name)
             await ready.wait()  # agents/catalog_follower.py
-        async for events in stream.take_events(size, within):
+        async for events in take_batches(stream, size, within, window):
             await _finish(app, name, _guard(app, name, handle, events))
 
     agent.__name__ = name

@@ -7,9 +7,10 @@ of deltas and rebuilds a few thousand item lists, each of the batch's steps wait
 tens of milliseconds of item work, and a user's list is published half a second to a
 second late: the freshness tail.
 
-Input waiting for the ingest needs the loop too. While a batch is in hand, Faust's
-``take_events`` stops filling the next one; afterwards it moves the records waiting in
-the agent's queue into its buffer one message per turn of the loop. Background work that
+Input waiting for the ingest needs the loop too. While a batch is in hand, the batching
+(agents/faust_take.py, as Faust's ``take_events``) stops filling the next one;
+afterwards it moves the records waiting in the agent's queue into its buffer one message
+per turn of the loop. Background work that
 takes a slice of a few milliseconds per turn then lets a few hundred messages a second
 through: fewer than arrive at a couple of thousand events a second, so records read from
 the broker within 50 ms waited seconds in the queue, and the batch after the item side's
