@@ -205,7 +205,8 @@ class ItemState:
         kept: int,
         max_bytes: int,
     ) -> None:
-        """A new neighbour: kept unless the list is full and it is the weakest."""
+        """A new neighbour: kept unless the list is full (in count or in bytes) and it is
+        the weakest."""
         heap = self.heaps.get(key)
         if heap is not None:
             if heap and weight < heap[0][0] and len(scores) >= kept:
