@@ -275,11 +275,8 @@ def test_exact_kth_with_fewer_items_than_k_or_none() -> None:
 def test_a_small_move_scores_with_the_latest_vector() -> None:
     # The graph keeps the vector it holds (the move is under min_change), but a score
     # must not depend on which flush brought which vector.
-    idx = small()
     vs = unit(32, 20)
-    for n, v in enumerate(vs):
-        idx.upsert(f"i{n}", v)
-    idx.flush()
+    idx = filled(small().params, vs)
     nudged = vs[0] + 0.05 * unit(33)[0]
     nudged /= np.linalg.norm(nudged)
     assert 0 < 1.0 - float(vs[0] @ nudged) < idx.params.min_change

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import tracemalloc
+from collections.abc import Callable
 
 import numpy as np
 import pytest
@@ -177,20 +178,35 @@ def test_a_list_never_computed_here_is_not_reported() -> None:
     assert stale <= {"s0", "s9"}
 
 
+def _random_changes(
+    rng: np.random.Generator,
+    step: int,
+    count: tuple[int, int],
+    items: int,
+    deleted: float,
+    vector: Callable[[np.random.Generator], np.ndarray],
+) -> list[tuple[VectorRecord, int]]:
+    """``count`` (a range) changes among ``items`` items, a share ``deleted`` of them
+    tombstones, the others ``vector(rng)``."""
+    changes = []
+    for _ in range(int(rng.integers(*count))):
+        item = f"i{int(rng.integers(items))}"
+        if rng.random() < deleted:
+            changes.append((VectorRecord(item, None), step))
+        else:
+            changes.append((VectorRecord(item, tuple(vector(rng).tolist())), step))
+    return changes
+
+
 def _changes(
     rng: np.random.Generator, centres: np.ndarray, step: int
 ) -> list[tuple[VectorRecord, int]]:
-    changes = []
-    for _ in range(int(rng.integers(1, 4))):
-        item = f"i{int(rng.integers(40))}"
-        if rng.random() < 0.15:
-            changes.append((VectorRecord(item, None), step))
-        else:
-            v = centres[rng.integers(4)] + rng.normal(scale=0.6, size=32)
-            v = np.round(v / np.linalg.norm(v), 2)  # rounding makes ties
-            v = v / np.linalg.norm(v)
-            changes.append((VectorRecord(item, tuple(v.tolist())), step))
-    return changes
+    def clustered(rng: np.random.Generator) -> np.ndarray:
+        v = centres[rng.integers(4)] + rng.normal(scale=0.6, size=32)
+        v = np.round(v / np.linalg.norm(v), 2)  # rounding makes ties
+        return v / np.linalg.norm(v)
+
+    return _random_changes(rng, step, (1, 4), 40, 0.15, clustered)
 
 
 @pytest.mark.parametrize("seed", range(8))
@@ -300,16 +316,13 @@ def test_a_small_edit_gives_the_lists_a_replay_gives(exact_up_to: int) -> None:
 def dyadic_changes(rng: np.random.Generator, step: int) -> list[tuple[VectorRecord, int]]:
     """5 to 15 changes among 60 items; entries are multiples of 1/4, so every score is
     exact whatever order a matrix product sums in (and ties abound)."""
-    changes = []
-    for _ in range(int(rng.integers(5, 16))):
-        item = f"i{int(rng.integers(60))}"
-        if rng.random() < 0.1:
-            changes.append((VectorRecord(item, None), step))
-        else:
-            v = rng.integers(-2, 3, size=32) / 4.0
-            v[0] = 1.0  # never zero
-            changes.append((VectorRecord(item, tuple(v.tolist())), step))
-    return changes
+
+    def dyadic(rng: np.random.Generator) -> np.ndarray:
+        v = rng.integers(-2, 3, size=32) / 4.0
+        v[0] = 1.0  # never zero
+        return v
+
+    return _random_changes(rng, step, (5, 16), 60, 0.1, dyadic)
 
 
 def test_stale_sets_scored_in_blocks_equal_one_block(monkeypatch: pytest.MonkeyPatch) -> None:
